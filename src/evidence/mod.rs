@@ -1,0 +1,5 @@
+//! Lineage manifest, hashing, signatures and bundle verification.
+
+pub mod bundle;
+pub mod manifest;
+pub mod signing;

@@ -1,0 +1,288 @@
+//! The `clipaudit` command line: parse, call the library, map the result to an exit status.
+//!
+//! Exit status: 0 success or gate passed; 1 gate failed or verification failed; 2 invalid input,
+//! usage or runtime error; 3 gate indeterminate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use clipaudit::error::{Error, Result};
+use clipaudit::evidence::{bundle, signing};
+use clipaudit::sample::ExhaustionPolicy;
+
+#[derive(Parser)]
+#[command(name = "clipaudit", version, about = "Evidence that a training corpus was curated in a balanced way (EU AI Act Art. 10)")]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr; no progress.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stage the config enables and write the signed evidence bundle.
+    Run {
+        /// Audit config (TOML). Without it, the shipped ParlSpeech example runs.
+        config: Option<PathBuf>,
+        /// Bundle folder to create; an earlier bundle there is replaced.
+        #[arg(long, default_value = "clipaudit-bundle")]
+        out: PathBuf,
+        /// Private signing key (PKCS#8 PEM, mode 0600), e.g. from `clipaudit keygen`.
+        /// Without it and without [signing] in the config, a throwaway key signs the bundle.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the outcome as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle: every hash, every signature, no missing or extra files.
+    Verify {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The signer's public key (SPKI PEM), obtained out of band. Without it the bundle's
+        /// own signer.pub.pem is used, which proves integrity but not who signed.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the checks as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an Ed25519 key pair: signer.key.pem, signer.pub.pem, signer.pub, allowed_signers.
+    Keygen {
+        /// Folder for the key files (created if missing; existing keys are never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Principal (signer name) for the OpenSSH files.
+        #[arg(long, default_value = signing::DEFAULT_PRINCIPAL)]
+        principal: String,
+    },
+    /// Embed texts with a sentence-transformers model (candle, CPU).
+    Embed {
+        /// Corpus: Parquet, JSONL or CSV.
+        input: PathBuf,
+        /// Model directory (config.json, model.safetensors, tokenizer.json, 1_Pooling/, ...).
+        #[arg(long)]
+        model: PathBuf,
+        /// Output Parquet file (columns id, embedding); a provenance file OUT.json is written beside it.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "id")]
+        id_column: String,
+        #[arg(long, default_value = "text")]
+        text_column: String,
+        /// Texts per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
+    /// Draw a ClusterClip stream (clusterclip-v1) from cluster labels.
+    Sample {
+        /// CSV or Parquet with columns id and cluster (integer), rows in document order.
+        labels: PathBuf,
+        /// Clip threshold C: the most times one document may be drawn.
+        #[arg(long)]
+        clip: u32,
+        /// Number of draws T.
+        #[arg(long)]
+        draws: u64,
+        /// Seed of the random stream.
+        #[arg(long)]
+        seed: u64,
+        /// What happens when every cluster is exhausted before T draws.
+        #[arg(long, default_value = "stop")]
+        policy: ExhaustionPolicy,
+        /// Output Parquet file (columns step, id, cluster).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Label agreement statistics (Cohen, Fleiss, Krippendorff, Gwet) for an annotation table.
+    Agreement {
+        /// CSV or Parquet: long form item,rater,label, or wide form with --wide.
+        annotations: PathBuf,
+        /// Wide form: first column the item, one column per rater, empty cell = missing.
+        #[arg(long)]
+        wide: bool,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match execute(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,usvg=error",
+        (false, 1) => "info,usvg=error",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// A spinner on stderr when it is a terminal and output is not quiet.
+fn spinner(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// A documents-per-second progress bar on stderr when it is a terminal.
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} documents, {per_sec}, {eta} left").expect("valid template"));
+    bar
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn execute(cli: Cli) -> Result<u8> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Run { config, out, key, json } => {
+            let bar = spinner(quiet);
+            let progress_bar = bar.clone();
+            let options = clipaudit::run::RunOptions {
+                config,
+                out,
+                key,
+                progress: Box::new(move |stage| {
+                    progress_bar.set_message(stage.to_string());
+                    tracing::info!("{stage}");
+                }),
+            };
+            let outcome = clipaudit::run::run(&options);
+            bar.finish_and_clear();
+            let outcome = outcome?;
+            if json {
+                print_json(&serde_json::json!({
+                    "bundle": outcome.bundle,
+                    "verdict": outcome.gate.verdict,
+                    "ephemeral_key": outcome.ephemeral_key,
+                    "checks": outcome.gate.results,
+                }))?;
+            }
+            if !quiet {
+                for r in outcome.gate.results.iter().filter(|r| r.verdict != "pass") {
+                    eprintln!("gate {}: {} [{}]: {}", r.verdict, r.check, r.subject, r.detail);
+                }
+                eprintln!("bundle written to {} (gate: {})", outcome.bundle.display(), outcome.gate.verdict);
+                if outcome.ephemeral_key {
+                    eprintln!("warning: signed with an ephemeral key; the report says it is not valid as evidence");
+                    eprintln!("hint: create a key with `clipaudit keygen --out keys` and pass `--key keys/signer.key.pem`");
+                }
+            }
+            Ok(match outcome.gate.verdict {
+                "pass" => 0,
+                "fail" => 1,
+                _ => 3,
+            })
+        }
+        Command::Verify { bundle: dir, key, json } => {
+            let (verifying, own_key) = match &key {
+                Some(path) => (signing::load_verifying_key_pem(path)?, false),
+                None => {
+                    let path = dir.join(signing::PUBLIC_KEY_PEM_FILE);
+                    (signing::load_verifying_key_pem(&path)?, true)
+                }
+            };
+            if own_key && !quiet {
+                eprintln!("warning: no --key given; checking against the bundle's own signer.pub.pem, which proves integrity but not who signed");
+            }
+            let report = bundle::verify_bundle(&dir, &verifying, None);
+            if json {
+                print_json(&report)?;
+            }
+            if !quiet {
+                for check in report.checks.iter().filter(|c| !c.ok) {
+                    eprintln!("FAILED {}: {}: {}", check.name, check.file, check.detail);
+                }
+                let failed = report.checks.iter().filter(|c| !c.ok).count();
+                eprintln!(
+                    "{}: {} checks, {} failed (key id {})",
+                    if report.passed() { "verified" } else { "verification failed" },
+                    report.checks.len(),
+                    failed,
+                    signing::key_id(&verifying)
+                );
+            }
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        Command::Keygen { out, principal } => {
+            let files = signing::keygen(&out, &principal)?;
+            if !quiet {
+                eprintln!("wrote {}", files.private_key.display());
+                eprintln!("key id {}", files.key_id);
+            }
+            Ok(0)
+        }
+        Command::Embed { input, model, out, id_column, text_column, batch_size } => {
+            let bar = progress_bar(quiet);
+            clipaudit::stages::embed_file(&input, &model, &out, &id_column, &text_column, batch_size, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            if !quiet {
+                eprintln!("embeddings written to {}", out.display());
+            }
+            Ok(0)
+        }
+        Command::Sample { labels, clip, draws, seed, policy, out } => {
+            let stream = clipaudit::stages::sample_file(&labels, clip, draws, seed, policy, &out)?;
+            if !quiet {
+                eprintln!("{} draws written to {} (largest count {})", stream.draws(), out.display(), stream.max_count());
+            }
+            Ok(0)
+        }
+        Command::Agreement { annotations, wide, json } => {
+            let (matrix, _) = clipaudit::dataset::load_annotations(&annotations, wide)?;
+            let report = clipaudit::metrics::agreement::agreement_report(&matrix);
+            if json {
+                print_json(&report)?;
+            } else {
+                let value = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+                for (name, stat) in value.as_object().into_iter().flatten() {
+                    match stat {
+                        serde_json::Value::Object(s) => {
+                            let value = s.get("value").and_then(|v| v.as_f64()).map(|v| format!("{v:.6}")).unwrap_or_else(|| "undefined".into());
+                            let reason = s.get("reason").and_then(|r| r.as_str()).map(|r| format!(" ({r})")).unwrap_or_default();
+                            println!("{name:<24} {value}{reason}");
+                        }
+                        other => println!("{name:<24} {other}"),
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Measures of representation, bias and label agreement.
+
+pub mod agreement;
+pub mod representation;

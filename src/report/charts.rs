@@ -1,0 +1,221 @@
+//! Charts for the report, drawn with plotters as SVG.
+//!
+//! Text is set in Libertinus Serif, the report's own font from typst-assets, so the SVG's text
+//! metrics match what typst renders. Each series has a legend entry, so no meaning rests on colour
+//! alone.
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+
+/// The font family the charts name; typst resolves it from its embedded fonts.
+const FAMILY: &str = "Libertinus Serif";
+
+/// Registers the chart font once per process.
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let regular = typst_assets::fonts().next().expect("typst-assets ships fonts");
+        // typst-assets lists Libertinus Serif Regular first; a failure only affects text width estimates.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, regular);
+    });
+}
+
+fn chart_error(e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("drawing a chart failed ({e})"))
+}
+
+/// Grey for the raw corpus, blue for the curated stream, orange for the random baseline.
+pub const SERIES_COLORS: [RGBColor; 3] = [RGBColor(150, 150, 150), RGBColor(31, 119, 180), RGBColor(230, 126, 34)];
+
+/// One series of a bar chart.
+pub struct Series<'a> {
+    pub label: &'a str,
+    pub values: &'a [f64],
+    pub color: RGBColor,
+}
+
+/// Horizontal grouped bars, one group of bars per category, with an optional reference mark.
+pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &[Series], reference: Option<&[f64]>) -> Result<String> {
+    register_font();
+    let rows = categories.len().max(1);
+    let height = (90 + rows * (10 * series.len() + 8)).clamp(220, 1400) as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let label_width = categories.iter().map(|c| c.chars().count()).max().unwrap_or(4).min(34) as u32 * 7 + 10;
+        let max = series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .chain(reference.into_iter().flatten().copied())
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.08;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 18))
+            .margin(10)
+            .margin_left(label_width)
+            .x_label_area_size(36)
+            .y_label_area_size(0)
+            .build_cartesian_2d(0.0..max, 0.0..rows as f64)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(x_label)
+            .label_style((FAMILY, 13))
+            .axis_desc_style((FAMILY, 14))
+            .draw()
+            .map_err(chart_error)?;
+
+        let band = 0.8 / series.len() as f64;
+        for (s, one) in series.iter().enumerate() {
+            let color = one.color;
+            chart
+                .draw_series(one.values.iter().enumerate().filter(|(_, v)| v.is_finite() && **v > 0.0).map(|(i, &v)| {
+                    // Row 0 at the top: invert the row index.
+                    let top = (rows - 1 - i) as f64 + 0.9 - s as f64 * band;
+                    Rectangle::new([(0.0, top - band), (v, top)], color.filled())
+                }))
+                .map_err(chart_error)?
+                .label(one.label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        }
+        if let Some(reference) = reference {
+            chart
+                .draw_series(reference.iter().enumerate().map(|(i, &r)| {
+                    let y = (rows - 1 - i) as f64;
+                    PathElement::new(vec![(r, y + 0.05), (r, y + 0.95)], BLACK.stroke_width(2))
+                }))
+                .map_err(chart_error)?
+                .label("reference share")
+                .legend(|(x, y)| PathElement::new(vec![(x + 6, y - 6), (x + 6, y + 6)], BLACK.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FAMILY, 13))
+            .draw()
+            .map_err(chart_error)?;
+
+        // Category names in the left margin, level with their bars.
+        let style = TextStyle::from((FAMILY, 13).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        for (i, name) in categories.iter().enumerate() {
+            let (_, y) = chart.backend_coord(&(0.0, (rows - 1 - i) as f64 + 0.5));
+            let (x, _) = chart.backend_coord(&(0.0, 0.0));
+            let short: String = if name.chars().count() > 34 { name.chars().take(33).chain(['…']).collect() } else { name.clone() };
+            root.draw(&Text::new(short, (x - 6, y), style.clone())).map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// Vertical bars of documents per draw count (0, 1, 2, ...).
+pub fn repetition_histogram(title: &str, histogram: &[(u32, u64)], clip: u32) -> Result<String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let max_count = histogram.iter().map(|&(c, _)| c).max().unwrap_or(0);
+        let max_docs = histogram.iter().map(|&(_, d)| d).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..(max_count as f64 + 0.5), 0.0..max_docs)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels((max_count + 1) as usize)
+            .x_label_formatter(&|v| format!("{}", v.round() as i64))
+            .y_label_formatter(&|v| format!("{}", v.round() as i64))
+            .x_desc(format!("times drawn (clip threshold C = {clip})"))
+            .y_desc("documents")
+            .label_style((FAMILY, 13))
+            .axis_desc_style((FAMILY, 14))
+            .draw()
+            .map_err(chart_error)?;
+        chart
+            .draw_series(histogram.iter().filter(|&&(_, docs)| docs > 0).map(|&(count, docs)| {
+                let x = count as f64;
+                let color = if count >= clip { SERIES_COLORS[2] } else { SERIES_COLORS[1] };
+                Rectangle::new([(x - 0.35, 0.0), (x + 0.35, docs as f64)], color.filled())
+            }))
+            .map_err(chart_error)?;
+        chart
+            .draw_series(histogram.iter().map(|&(count, docs)| {
+                Text::new(docs.to_string(), (count as f64 - 0.1, docs as f64 + max_docs * 0.02), (FAMILY, 12))
+            }))
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// A heat map of row shares: each row (group) sums to 1 over the columns (clusters).
+pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]) -> Result<String> {
+    register_font();
+    let height = (110 + rows.len() * 22).clamp(200, 1400) as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let label_width = rows.iter().map(|c| c.chars().count()).max().unwrap_or(4).min(30) as u32 * 7 + 10;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 18))
+            .margin(10)
+            .margin_left(label_width)
+            .x_label_area_size(36)
+            .y_label_area_size(0)
+            .build_cartesian_2d(0.0..columns as f64, 0.0..rows.len() as f64)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .y_labels(0)
+            .x_labels(columns.min(40))
+            .x_label_formatter(&|v| format!("{}", v.floor() as i64))
+            .x_desc("cluster (share of each row's documents; darker is larger)")
+            .label_style((FAMILY, 12))
+            .axis_desc_style((FAMILY, 14))
+            .draw()
+            .map_err(chart_error)?;
+        for (r, row) in counts.iter().enumerate() {
+            let total: u64 = row.iter().sum();
+            let y = (rows.len() - 1 - r) as f64;
+            chart
+                .draw_series(row.iter().enumerate().map(|(c, &n)| {
+                    let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+                    // White to dark blue; the scale saturates at a share of 0.5.
+                    let t = (share / 0.5).min(1.0);
+                    let color = RGBColor((255.0 - t * 224.0) as u8, (255.0 - t * 175.0) as u8, (255.0 - t * 100.0) as u8);
+                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], color.filled())
+                }))
+                .map_err(chart_error)?;
+        }
+        let style = TextStyle::from((FAMILY, 12).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        for (r, name) in rows.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(0.0, (rows.len() - 1 - r) as f64 + 0.5));
+            let short: String = if name.chars().count() > 30 { name.chars().take(29).chain(['…']).collect() } else { name.clone() };
+            root.draw(&Text::new(short, (x - 6, y), style.clone())).map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,429 @@
+//! The evidence report: charts, the view model `report.json`, and the typst compilation.
+//!
+//! Every figure in the report is read from `metrics.json` and `manifest.json` of the same run;
+//! this module only formats them. The template lives in `templates/report.typ`.
+
+pub mod charts;
+pub mod typst_world;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::cluster::Clustering;
+use crate::config::{Audit, Reference, REPORT_NOTE_KEYS};
+use crate::error::{Error, Result};
+use crate::evidence::manifest::Manifest;
+use crate::sample::Stream;
+
+const TEMPLATE: &str = include_str!("../../templates/report.typ");
+
+/// Everything the report is made from.
+pub struct Context<'a> {
+    pub audit: &'a Audit,
+    pub manifest: &'a Manifest,
+    pub metrics: &'a Value,
+    pub manifest_json: &'a [u8],
+    pub metrics_json: &'a [u8],
+    pub sums: &'a [u8],
+    pub charts: &'a BTreeMap<String, String>,
+    pub principal: &'a str,
+    pub key_id: String,
+    pub ssh_fingerprint: String,
+    pub ephemeral_key: bool,
+    pub date: (i32, u8, u8, u8, u8, u8),
+}
+
+/// Draws every chart; returns bundle-relative path to SVG text.
+pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, clip: u32) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for table in metrics["representation"].as_array().into_iter().flatten() {
+        let attribute = table["attribute"].as_str().unwrap_or_default();
+        let rows = table["groups"].as_array().cloned().unwrap_or_default();
+        let names: Vec<String> = rows.iter().map(|r| r["group"].as_str().unwrap_or_default().to_string()).collect();
+        let share = |population: &str| -> Vec<f64> { rows.iter().map(|r| r[population]["share"].as_f64().unwrap_or(0.0)).collect() };
+        let (raw, curated, baseline) = (share("raw"), share("curated"), share("baseline"));
+        let reference: Vec<f64> = rows.iter().map(|r| r["reference_share"].as_f64().unwrap_or(0.0)).collect();
+        let series = [
+            charts::Series { label: "raw corpus", values: &raw, color: charts::SERIES_COLORS[0] },
+            charts::Series { label: "curated stream", values: &curated, color: charts::SERIES_COLORS[1] },
+            charts::Series { label: "random baseline", values: &baseline, color: charts::SERIES_COLORS[2] },
+        ];
+        let (name, title) = if attribute == "cluster" {
+            ("charts/cluster_shares.svg".to_string(), "Cluster shares".to_string())
+        } else {
+            (format!("charts/representation_{}.svg", file_stem(attribute)), format!("Shares by {attribute}"))
+        };
+        out.insert(name, charts::grouped_bars(&title, "share", &names, &series, Some(&reference))?);
+    }
+    for table in metrics["contingency"].as_array().into_iter().flatten() {
+        let attribute = table["attribute"].as_str().unwrap_or_default();
+        let groups: Vec<String> = table["groups"].as_array().into_iter().flatten().map(|g| g.as_str().unwrap_or_default().to_string()).collect();
+        let counts: Vec<Vec<u64>> = serde_json::from_value(table["counts"].clone()).map_err(|e| Error::internal(e.to_string()))?;
+        out.insert(
+            format!("charts/heatmap_{}_cluster.svg", file_stem(attribute)),
+            charts::heatmap(&format!("{attribute} × cluster (raw corpus)"), &groups, clustering.params.k, &counts)?,
+        );
+    }
+    out.insert(
+        "charts/repetition_histogram.svg".into(),
+        charts::repetition_histogram("Draws per document in the curated stream", &stream.repetition_histogram(), clip)?,
+    );
+    Ok(out)
+}
+
+/// A file-name-safe form of an attribute name.
+fn file_stem(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+/// Fixed-point with `digits` decimals; "∞" for infinity and "—" for an undefined value.
+fn fmt(value: &Value, digits: usize) -> String {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(v) if v.fract() == 0.0 && digits == 0 => format!("{v:.0}"),
+            Some(v) => format!("{v:.digits$}"),
+            None => n.to_string(),
+        },
+        Value::String(s) if s == "inf" => "∞".into(),
+        Value::String(s) => s.clone(),
+        _ => "—".into(),
+    }
+}
+
+/// Compiles the report PDF with its attachments.
+pub fn compile(context: &Context) -> Result<Vec<u8>> {
+    let view = view_model(context);
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    files.insert("report.json".into(), serde_json::to_vec(&view).map_err(|e| Error::internal(e.to_string()))?);
+    files.insert("manifest.json".into(), context.manifest_json.to_vec());
+    files.insert("metrics.json".into(), context.metrics_json.to_vec());
+    files.insert("SHA256SUMS".into(), context.sums.to_vec());
+    for (name, svg) in context.charts {
+        files.insert(name.clone(), svg.as_bytes().to_vec());
+    }
+    typst_world::compile_pdf(TEMPLATE, &files, context.date)
+}
+
+/// The EU AI Act evidence map: provision, what it asks, what this report shows, note key.
+const MAPPING: &[(&str, &str, &str, &str)] = &[
+    ("Art. 10(2)(a)", "Relevant design choices.", "Clustering, sampling and reference-distribution parameters with the config hash (sections Clustering, ClusterClip sampling, Parameters).", "design_choices"),
+    ("Art. 10(2)(b)", "Data collection processes, origin of data, original purpose of personal data.", "Sources with hashes and sizes (sections Data set and provenance, Lineage).", "collection"),
+    ("Art. 10(2)(c)", "Preparation: annotation, labelling, cleaning, updating, enrichment, aggregation.", "Curation steps in order (embedding model and hashes, clustering, clipping) and label agreement with its method (sections Lineage, Label agreement).", "preparation"),
+    ("Art. 10(2)(d)", "Assumptions about what the data measure and represent.", "Declared group attributes and reference distributions (section Representation).", "assumptions"),
+    ("Art. 10(2)(e)", "Availability, quantity and suitability of the data sets.", "Counts per group and cluster; minimum cell counts (sections Representation, Clustering).", "suitability"),
+    ("Art. 10(2)(f)", "Examination in view of possible biases.", "Representation against the reference, divergences, before and after curation (sections Representation, Bias deltas).", "bias_context"),
+    ("Art. 10(2)(g)", "Measures to detect, prevent and mitigate biases.", "The ClusterClip curation and its measured effect, bias deltas with intervals (sections ClusterClip sampling, Bias deltas).", "other_measures"),
+    ("Art. 10(2)(h)", "Data gaps and shortcomings, and how they are addressed.", "Groups under thresholds, indeterminate and undefined results, limits of balancing (section Data gaps and limitations).", "data_gaps"),
+    ("Art. 10(3)", "Relevant, sufficiently representative, as free of errors and complete as possible; statistical properties for the persons or groups concerned.", "The representation section and the gate verdicts.", "relevance"),
+    ("Art. 10(4)", "The specific geographical, contextual, behavioural or functional setting.", "Breakdowns by the declared setting attributes (section Representation).", "intended_setting"),
+    ("Art. 10(5)", "Special categories of personal data only where strictly necessary for bias detection, with safeguards.", "Whether any declared attribute is a special category (section Representation).", "special_categories"),
+    ("Annex IV 2(d)", "Datasheets: provenance, scope, main characteristics, how data were obtained and selected, labelling, cleaning.", "Data set section and lineage table.", "datasheet"),
+    ("Annex IV 2(g)", "Test logs and reports, dated and signed by the responsible persons.", "Date, responsible person, signature and key id on the cover; verification commands.", ""),
+    ("Art. 12, Art. 18", "Record keeping; documentation kept for ten years.", "The signed bundle and how to verify it later with standard tools (section How to verify).", "retention"),
+];
+
+fn view_model(c: &Context) -> Value {
+    let m = c.metrics;
+    let project = &c.audit.raw.project;
+    let notes = &c.audit.raw.report.notes;
+    debug_assert!(MAPPING.iter().all(|(_, _, _, key)| key.is_empty() || REPORT_NOTE_KEYS.contains(key)));
+
+    let gate_rows: Vec<Value> = m["gate"]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({ "check": r["check"], "subject": r["subject"], "value": fmt(&r["value"], 4), "verdict": r["verdict"], "detail": r["detail"] }))
+        .collect();
+    let verdict = m["gate"]["verdict"].as_str().unwrap_or("indeterminate");
+    let failed = gate_rows.iter().filter(|r| r["verdict"] == "fail").count();
+    let warnings = gate_rows.iter().filter(|r| r["verdict"] == "warning").count();
+    let verdict_note = format!(
+        "{} gate checks: {} failed, {} warnings, {} indeterminate.",
+        gate_rows.len(),
+        failed,
+        warnings,
+        gate_rows.iter().filter(|r| r["verdict"] == "indeterminate").count()
+    );
+
+    let mapping: Vec<Value> = MAPPING
+        .iter()
+        .map(|(provision, asks, shows, key)| {
+            let (left, documented) = if key.is_empty() {
+                ("—".to_string(), true)
+            } else {
+                match notes.get(*key) {
+                    Some(text) => (text.clone(), true),
+                    None => (format!("not documented (set [report.notes] {key})"), false),
+                }
+            };
+            json!({ "provision": provision, "asks": asks, "shows": shows, "left": left, "left_documented": documented })
+        })
+        .collect();
+
+    let inputs = &c.manifest.inputs;
+    let corpus_files: Vec<Value> = inputs.iter().filter(|f| f.role == "corpus").map(|f| json!({ "path": f.path, "size": f.size.to_string(), "sha256": f.sha256 })).collect();
+    let model_files: Vec<Value> = c.manifest.model_files.iter().map(|(name, sha)| json!({ "name": name, "sha256": sha })).collect();
+    let e = &m["embedding"];
+    let embedding_text = format!(
+        "Vectors of dimension {} from the model {} ({} pooling, {}, at most {} tokens; {} documents were truncated at that length). The model files' hashes below are those recorded when the embeddings were made.",
+        fmt(&e["dimension"], 0),
+        e["model"].as_str().unwrap_or("unknown"),
+        e["pooling"].as_str().unwrap_or("unknown"),
+        if e["normalized"].as_bool().unwrap_or(false) { "L2-normalised" } else { "not normalised" },
+        fmt(&e["max_seq_length"], 0),
+        fmt(&e["truncated_documents"], 0),
+    );
+
+    let cl = &m["clustering"];
+    let p = &cl["params"];
+    let sizes: Vec<u64> = serde_json::from_value(cl["sizes"].clone()).unwrap_or_default();
+    let clustering_rows = vec![
+        json!(["backend", p["backend"]]),
+        json!(["clusters k", fmt(&p["k"], 0)]),
+        json!(["metric", p["metric"]]),
+        json!(["initialisation", p["init"]]),
+        json!(["seed", fmt(&p["seed"], 0)]),
+        json!(["random generator", p["generator"]]),
+        json!(["maximum iterations / tolerance", format!("{} / {}", fmt(&p["max_iterations"], 0), p["tolerance"])]),
+        json!(["restarts (n_runs)", fmt(&p["n_runs"], 0)]),
+        json!([cl["objective_name"], fmt(&cl["objective"], 6)]),
+        json!(["cluster sizes (smallest / largest)", format!("{} / {}", sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0))]),
+        json!(["empty clusters", if cl["empty_clusters"].as_array().is_some_and(|a| a.is_empty()) { "none".to_string() } else { cl["empty_clusters"].to_string() }]),
+        json!(["imbalance factor k·Σnᵢ²/N²", fmt(&cl["imbalance_factor"], 4)]),
+    ];
+    let clustering_text = "The embeddings were clustered again (mode \"rerun\") with linfa-clustering's k-means. Its update step counts each old centroid as one more member of its cluster (linfa's m_k-means variant), and it stops when successive centroid matrices are closer than the tolerance. For the cosine metric the final centroids are re-normalised to unit length, every document is then assigned in f64 to its nearest centroid (ties to the lower index), and the objective is computed from that assignment. The imbalance factor is 1 for equal cluster sizes and k when one cluster holds every document.";
+
+    let s = &m["sampling"];
+    let sampling_rows = vec![
+        json!(["sampler", s["sampler"]]),
+        json!(["clip threshold C", fmt(&s["clip"], 0)]),
+        json!(["draws requested / emitted", format!("{} / {}", fmt(&s["draws_requested"], 0), fmt(&s["draws"], 0))]),
+        json!(["seed", fmt(&s["seed"], 0)]),
+        json!(["exhaustion policy", s["policy"]]),
+        json!(["stream ended early (all clusters exhausted)", if s["stopped_early"].as_bool().unwrap_or(false) { "yes" } else { "no" }]),
+        json!(["largest draw count of one document", fmt(&s["max_count"], 0)]),
+        json!(["documents clipped (drawn C times)", fmt(&s["clipped_documents"], 0)]),
+        json!(["documents drawn more than C times", fmt(&s["documents_over_clip"], 0)]),
+        json!(["documents never drawn", fmt(&s["never_drawn"], 0)]),
+        json!(["random baseline", format!("{}, {} draws, largest count {}", s["baseline"]["sampler"].as_str().unwrap_or(""), fmt(&s["baseline"]["draws"], 0), fmt(&s["baseline"]["max_count"], 0))]),
+    ];
+    let sampling_text = "ClusterClip sampling draws a cluster uniformly among the clusters still active, then the next document of that cluster's current pass (a shuffled list of its documents drawn fewer than C times). A document drawn C times is clipped; a cluster whose documents are all clipped leaves the draw. The stream is the clusterclip-v1 definition: a ChaCha20 keystream keyed by SHA-256 of the seed and the sampler name, Lemire's bounded integers and Fisher–Yates shuffles, so any implementation of the definition reproduces it draw for draw. The random baseline (uniform-v1) draws the same number of documents as shuffled passes over the whole corpus.";
+    let exhausted: Vec<Value> = s["exhausted"].as_array().into_iter().flatten().map(|x| json!([fmt(&x["cluster"], 0), fmt(&x["documents"], 0), fmt(&x["step"], 0)])).collect();
+
+    let mut representation = Vec::new();
+    let mut deltas = Vec::new();
+    let mut gaps = Vec::new();
+    for t in m["representation"].as_array().into_iter().flatten() {
+        let attribute = t["attribute"].as_str().unwrap_or_default();
+        let reference = match &t["reference"] {
+            Value::String(s) if s == "uniform" => "uniform over the groups present in the corpus".to_string(),
+            Value::String(s) if s == "corpus" => "the raw corpus's own shares".to_string(),
+            other => format!("declared shares {}", other.get("shares").unwrap_or(other)),
+        };
+        let rows: Vec<Value> = t["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                let status = format!("{} / {}", g["raw"]["status"].as_str().unwrap_or(""), g["curated"]["status"].as_str().unwrap_or(""));
+                for population in ["raw", "curated"] {
+                    if g[population]["status"] == "indeterminate" {
+                        gaps.push(format!(
+                            "Attribute \"{attribute}\", group \"{}\" ({population}): {}.",
+                            g["group"].as_str().unwrap_or(""),
+                            g[population]["reason"].as_str().unwrap_or("indeterminate")
+                        ));
+                    }
+                }
+                json!([g["group"], fmt(&g["reference_share"], 4), fmt(&g["raw"]["count"], 0), fmt(&g["raw"]["share"], 4), fmt(&g["curated"]["count"], 0), fmt(&g["curated"]["share"], 4), fmt(&g["curated"]["representation_ratio"], 3), fmt(&g["baseline"]["share"], 4), status])
+            })
+            .collect();
+        let summary: Vec<Value> = [
+            ("KL divergence (nats)", "kl_divergence"),
+            ("Jensen–Shannon distance", "js_distance"),
+            ("total variation distance", "total_variation"),
+            ("normalised entropy H/ln K", "normalized_entropy"),
+            ("Gini–Simpson index", "gini_simpson"),
+            ("minimum share", "min_share"),
+        ]
+        .iter()
+        .map(|(label, key)| json!([label, fmt(&t["summary"]["raw"][key], 4), fmt(&t["summary"]["curated"][key], 4), fmt(&t["summary"]["baseline"][key], 4)]))
+        .collect();
+        let chart = if attribute == "cluster" { "charts/cluster_shares.svg".to_string() } else { format!("charts/representation_{}.svg", file_stem(attribute)) };
+        let heatmap = if attribute == "cluster" { Value::Null } else { json!(format!("charts/heatmap_{}_cluster.svg", file_stem(attribute))) };
+        representation.push(json!({
+            "attribute": attribute,
+            "reference": reference,
+            "min_share": fmt(&t["min_share"], 4),
+            "min_count": fmt(&t["min_count"], 0),
+            "special_category": t["special_category"],
+            "chart": chart,
+            "heatmap": heatmap,
+            "rows": rows,
+            "summary": summary,
+        }));
+        let delta_rows: Vec<Value> = t["deltas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                json!([d["measure"], d["from"], fmt(&d["from_value"], 4), fmt(&d["curated_value"], 4), fmt(&d["absolute"], 4), fmt(&d["relative"], 3), format!("[{}, {}]", fmt(&d["ci_low"], 4), fmt(&d["ci_high"], 4))])
+            })
+            .collect();
+        deltas.push(json!({ "attribute": attribute, "rows": delta_rows }));
+    }
+
+    let agreement = if m["agreement"].is_null() {
+        Value::Null
+    } else {
+        let a = &m["agreement"];
+        let names = [
+            ("cohen", "Cohen's κ (unweighted)"),
+            ("cohen_linear", "Cohen's κ (linear weights)"),
+            ("cohen_quadratic", "Cohen's κ (quadratic weights)"),
+            ("fleiss", "Fleiss' κ"),
+            ("krippendorff_nominal", "Krippendorff's α (nominal)"),
+            ("krippendorff_ordinal", "Krippendorff's α (ordinal)"),
+            ("krippendorff_interval", "Krippendorff's α (interval)"),
+            ("krippendorff_ratio", "Krippendorff's α (ratio)"),
+            ("gwet_ac1", "Gwet's AC1"),
+        ];
+        let rows: Vec<Value> = names
+            .iter()
+            .filter(|(key, _)| !a[*key].is_null())
+            .map(|(key, label)| {
+                let st = &a[*key];
+                if st["status"] == "undefined" {
+                    gaps.push(format!("{label} is undefined: {}.", st["reason"].as_str().unwrap_or("no reason given")));
+                }
+                let ci = if st["ci_low"].is_null() { "—".to_string() } else { format!("[{}, {}]", fmt(&st["ci_low"], 4), fmt(&st["ci_high"], 4)) };
+                let status = match st["reason"].as_str() {
+                    Some(reason) => format!("{}: {reason}", st["status"].as_str().unwrap_or("")),
+                    None => st["status"].as_str().unwrap_or("").to_string(),
+                };
+                json!([label, fmt(&st["value"], 4), fmt(&st["se"], 4), ci, status])
+            })
+            .collect();
+        let pair = a["cohen_raters"].as_array().map(|p| p.iter().map(|r| r.as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join(" and ")).unwrap_or_default();
+        let text = format!(
+            "{} {} items, {} raters, {} categories, from {}. Cohen's κ compares raters {pair}. Weighted κ and ordinal α use the categories' order. The 95 % interval is the value ± 1.96 asymptotic standard errors. Default gate for agreement in the field: κ ≥ 0.8.",
+            a["description"].as_str().unwrap_or(""),
+            fmt(&a["items"], 0),
+            fmt(&a["raters"], 0),
+            fmt(&a["categories"], 0),
+            a["source"].as_str().unwrap_or("the annotation table"),
+        );
+        json!({ "text": text.trim(), "rows": rows })
+    };
+
+    let small = m["representation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["attribute"] != "cluster")
+        .flat_map(|t| t["groups"].as_array().cloned().unwrap_or_default().into_iter().map(move |g| (t["attribute"].clone(), g)))
+        .filter(|(_, g)| g["raw"]["share"].as_f64().is_some_and(|s| s < 0.005))
+        .count();
+    gaps.push(format!(
+        "Balancing by clusters cannot create documents: a group under about 0.5 % of a corpus stays rare whatever the sampler does, and clipping limits how often its documents can be repeated. {small} group(s) in this corpus are under 0.5 %."
+    ));
+    if m["sampling"]["stopped_early"].as_bool().unwrap_or(false) {
+        gaps.push("Every cluster was exhausted before the requested number of draws, so the curated stream is shorter than requested.".into());
+    }
+    let truncated = m["embedding"]["truncated_documents"].as_u64().unwrap_or(0);
+    if truncated > 0 {
+        gaps.push(format!("{truncated} documents were longer than the embedding model's maximum sequence length; only their beginning was embedded."));
+    }
+    gaps.push("The tool measures what it was given. Whether the declared attributes and reference distributions suit the intended purpose is for the provider to argue (Art. 10(2)(d), 10(3)).".into());
+
+    let mut lineage: Vec<Value> = c
+        .manifest
+        .inputs
+        .iter()
+        .map(|f| json!({ "path": f.path, "role": format!("input: {}", f.role), "size": f.size, "sha256": f.sha256 }))
+        .collect();
+    lineage.extend(c.manifest.outputs.iter().map(|f| json!({ "path": f.path, "role": f.role, "size": f.size, "sha256": f.sha256 })));
+
+    let principal = c.principal;
+    let verify = vec![
+        json!({ "what": "Check every file listed in SHA256SUMS (GNU coreutils):", "command": "sha256sum -c SHA256SUMS" }),
+        json!({ "what": "Compute the key id and compare it with the one on the cover:", "command": "openssl pkey -pubin -in signer.pub.pem -outform DER | sha256sum" }),
+        json!({ "what": "Check the raw Ed25519 signatures (OpenSSL 3):", "command": "for f in manifest.json SHA256SUMS report.pdf; do openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in \"$f\" -sigfile \"$f.sig\"; done" }),
+        json!({ "what": "Check the OpenSSH signatures (namespace clipaudit-manifest for manifest.json and SHA256SUMS):", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-manifest -s manifest.json.sshsig < manifest.json") }),
+        json!({ "what": "…and namespace clipaudit-report for the report:", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-report -s report.pdf.sshsig < report.pdf") }),
+        json!({ "what": "List and extract the files attached to this PDF (poppler-utils), then compare them with the bundle's copies:", "command": "pdfdetach -list report.pdf && pdfdetach -saveall -o /tmp/attached report.pdf" }),
+        json!({ "what": "Or check everything at once with clipaudit:", "command": "clipaudit verify . --key signer.pub.pem" }),
+    ];
+
+    let parameters = vec![
+        json!(["configuration file", format!("{} (SHA-256 {})", c.manifest.config.path, c.manifest.config.sha256)]),
+        json!(["tool", format!("{} {} ({})", c.manifest.tool.name, c.manifest.tool.version, c.manifest.tool.build)]),
+        json!(["started / finished", format!("{} / {}", c.manifest.started_at, c.manifest.finished_at)]),
+        json!(["operating system / architecture", format!("{} / {}", c.manifest.environment.os, c.manifest.environment.arch)]),
+        json!(["processor", c.manifest.environment.cpu]),
+        json!(["threads / device", format!("{} / {}", c.manifest.environment.threads, c.manifest.environment.device)]),
+        json!(["bootstrap", c.manifest.parameters["bootstrap"].to_string()]),
+        json!(["sampling", c.manifest.parameters["sampling"].to_string()]),
+        json!(["clustering seed generator", p["generator"]]),
+    ];
+    let conventions: Vec<Value> = m["conventions"].as_object().into_iter().flatten().map(|(k, v)| json!(format!("{k}: {}", v.as_str().unwrap_or("")))).collect();
+
+    let dataset = &c.audit.raw.dataset;
+    let title = c.audit.raw.report.title.clone().unwrap_or_else(|| "Training data evidence report".into());
+    json!({
+        "title": title,
+        "project": project,
+        "date": c.manifest.started_at,
+        "tool": format!("clipaudit {} ({})", c.manifest.tool.version, c.manifest.tool.build),
+        "run_id": c.manifest.run_id,
+        "run_id_short": &c.manifest.run_id[..12],
+        "config_path": c.manifest.config.path,
+        "config_sha256": c.manifest.config.sha256,
+        "signer": {
+            "principal": principal,
+            "key_id": c.key_id,
+            "key_id_short": &c.key_id[..16],
+            "ssh_fingerprint": c.ssh_fingerprint,
+            "ephemeral": c.ephemeral_key,
+        },
+        "verdict": verdict,
+        "verdict_note": verdict_note,
+        "attachments": {
+            "manifest.json": "Lineage manifest of this run",
+            "metrics.json": "Every figure of this report",
+            "SHA256SUMS": "SHA-256 of every bundle file except report.pdf and the signatures",
+        },
+        "gate": gate_rows,
+        "mapping": mapping,
+        "dataset": {
+            "description": dataset.description.clone().unwrap_or_default(),
+            "documents": fmt(&m["corpus"]["documents"], 0),
+            "columns": format!("id `{}`, text `{}`, group attributes {}", dataset.id_column, dataset.text_column, dataset.group_columns.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")),
+            "files": corpus_files,
+            "embedding_text": embedding_text,
+            "model_files": model_files,
+        },
+        "clustering": { "text": clustering_text, "rows": clustering_rows },
+        "sampling": { "text": sampling_text, "rows": sampling_rows, "exhausted": exhausted },
+        "representation": representation,
+        "deltas": deltas,
+        "bootstrap_resamples": fmt(&m["representation"][0]["bootstrap_resamples"], 0),
+        "agreement": agreement,
+        "gaps": gaps,
+        "lineage": lineage,
+        "steps": c.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "verify": verify,
+        "parameters": parameters,
+        "conventions": conventions,
+    })
+}
+
+/// Describes a reference distribution in words, for messages.
+pub fn describe_reference(reference: &Reference) -> String {
+    match reference {
+        Reference::Uniform => "uniform".into(),
+        Reference::Corpus => "corpus".into(),
+        Reference::Shares(s) => format!("{} declared shares", s.len()),
+    }
+}

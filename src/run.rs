@@ -1,0 +1,592 @@
+//! `clipaudit run`: every stage the config enables, then the signed evidence bundle.
+//!
+//! The bundle is built in a temporary folder beside the target and renamed into place only when
+//! it is complete, so a failed run leaves no partial bundle behind. Order matters for the
+//! signatures: outputs, then `manifest.json` and `SHA256SUMS`, then `report.pdf` (which embeds
+//! them), then the detached signatures over the final bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{Column, DataFrame};
+use serde_json::{json, Value};
+
+use crate::cluster::{self, Clustering, KMeansParams};
+use crate::config::{Audit, GroupSpec, Reference};
+use crate::dataset::{self, Corpus, EmbeddingProvenance, Embeddings, InputFile};
+use crate::error::{Error, Result};
+use crate::evidence::manifest::{self, Clock, ConfigEntry, Environment, FileEntry, Manifest, Step, Tool};
+use crate::evidence::{bundle, signing};
+use crate::gate::{self, GateReport};
+use crate::metrics::agreement::{self, Weights};
+use crate::metrics::representation::{self, Populations, Representation};
+use crate::report;
+use crate::sample::{self, ClipParams, Stream};
+
+/// The shipped example, compiled into the binary so `clipaudit run` needs no download.
+pub const EMBEDDED_EXAMPLE: &[(&str, &[u8])] = &[
+    ("parlspeech/audit.toml", include_bytes!("../fixtures/parlspeech/audit.toml")),
+    ("parlspeech/corpus.parquet", include_bytes!("../fixtures/parlspeech/corpus.parquet")),
+    ("parlspeech/embeddings.parquet", include_bytes!("../fixtures/parlspeech/embeddings.parquet")),
+    ("parlspeech/embeddings.parquet.json", include_bytes!("../fixtures/parlspeech/embeddings.parquet.json")),
+    ("annotations/fleiss1971.csv", include_bytes!("../fixtures/annotations/fleiss1971.csv")),
+];
+
+/// Bootstrap replicates behind every bias-delta interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// What `run` was asked to do.
+pub struct RunOptions {
+    /// The config file; `None` runs the embedded example.
+    pub config: Option<PathBuf>,
+    pub out: PathBuf,
+    /// A private key (PKCS#8 PEM); overrides `[signing]`. `None` with no `[signing]` key signs
+    /// with an ephemeral key.
+    pub key: Option<PathBuf>,
+    /// Progress callback: stage name.
+    pub progress: Box<dyn Fn(&str)>,
+}
+
+/// What `run` produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub bundle: PathBuf,
+    pub gate: GateReport,
+    pub ephemeral_key: bool,
+}
+
+/// Runs the audit and writes the bundle to `options.out`.
+pub fn run(options: &RunOptions) -> Result<RunOutcome> {
+    let clock = Clock::from_env()?;
+    let started = clock.now();
+
+    // The embedded example is written to a scratch folder so it is read like any other config.
+    let scratch = tempfile::tempdir().map_err(|e| Error::internal(format!("cannot create a temporary folder ({e})")))?;
+    let config_path = match &options.config {
+        Some(path) => path.clone(),
+        None => {
+            for (name, bytes) in EMBEDDED_EXAMPLE {
+                let path = scratch.path().join("fixtures").join(name);
+                std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(|e| Error::io("create", &path, e))?;
+                std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
+            }
+            scratch.path().join("fixtures/parlspeech/audit.toml")
+        }
+    };
+    let audit = Audit::load(&config_path)?;
+    let base = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    // Prepare the target first, so a bad --out fails before any work.
+    let staging = staging_dir(&options.out)?;
+    let dir = staging.path();
+
+    (options.progress)("loading corpus");
+    let corpus = dataset::load_corpus(
+        &audit.corpus_files,
+        &audit.raw.dataset.id_column,
+        &audit.raw.dataset.text_column,
+        &audit.raw.dataset.group_columns,
+    )?;
+
+    (options.progress)("loading embeddings");
+    let (embeddings, mut inputs, provenance) = load_or_embed(&audit, &corpus, &options.progress)?;
+    inputs.splice(0..0, corpus.files.iter().cloned());
+
+    (options.progress)("clustering");
+    let c = &audit.raw.clustering;
+    let params = KMeansParams {
+        k: c.k,
+        max_iterations: c.max_iterations,
+        tolerance: c.tolerance,
+        seed: c.seed,
+        metric: audit.metric,
+        init: audit.init,
+        n_runs: c.n_runs,
+        backend: "linfa",
+        generator: "ChaCha20, key SHA-256(seed little-endian || \"kmeans-linfa\")",
+    };
+    let clustering = cluster::fit(&embeddings, &params)?;
+
+    (options.progress)("sampling");
+    let s = &audit.raw.sampling;
+    let clip = ClipParams { clip: s.clip, draws: s.draws, seed: s.seed, policy: s.policy };
+    let stream = sample::clusterclip_v1(&clustering.labels, &clip).map_err(|e| Error::input(format!("sampling: {e}")))?;
+    let baseline = sample::uniform_v1(corpus.len(), stream.draws(), s.seed).map_err(|e| Error::input(format!("baseline: {e}")))?;
+
+    (options.progress)("measuring representation");
+    let representations = measure_all(&audit, &corpus, &clustering, &stream, &baseline)?;
+
+    (options.progress)("measuring label agreement");
+    let agreement = match &audit.annotations {
+        Some(path) => {
+            let (value, info) = measure_agreement(&audit, path)?;
+            inputs.push(info);
+            Some(value)
+        }
+        None => None,
+    };
+
+    // Stage outputs.
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| Error::io("create", &dir.join("data"), e))?;
+    std::fs::create_dir_all(dir.join("charts")).map_err(|e| Error::io("create", &dir.join("charts"), e))?;
+    write_stage_outputs(dir, &corpus, &clustering, &stream, &baseline)?;
+
+    // Metrics, then the gate over them.
+    let mut metrics = build_metrics(&audit, &corpus, &embeddings, &provenance, &clustering, &clip, &stream, &baseline, &representations, agreement);
+    let gate = gate::evaluate(&audit.raw.gate.check, &metrics)?;
+    metrics["gate"] = serde_json::to_value(&gate).map_err(|e| Error::internal(e.to_string()))?;
+
+    (options.progress)("drawing charts");
+    let charts = report::draw_charts(&metrics, &clustering, &stream, s.clip)?;
+    for (name, svg) in &charts {
+        write(dir, name, svg.as_bytes())?;
+    }
+    write(dir, "metrics.json", &to_json_bytes(&metrics)?)?;
+    write(dir, "config.toml", &audit.source)?;
+
+    // Keys: an explicit key, the config's key, or an ephemeral one.
+    let key_path = options.key.clone().or_else(|| audit.signing_key.clone()).or_else(|| {
+        audit
+            .raw
+            .signing
+            .as_ref()
+            .and_then(|s| s.key_env.as_ref())
+            .and_then(|var| std::env::var_os(var))
+            .map(PathBuf::from)
+    });
+    let ephemeral_key = key_path.is_none();
+    let signing_key = match &key_path {
+        Some(path) => signing::load_signing_key(path)?,
+        None => signing::generate_signing_key()?,
+    };
+    let principal = audit
+        .raw
+        .signing
+        .as_ref()
+        .and_then(|s| s.principal.clone())
+        .unwrap_or_else(|| if ephemeral_key { "ephemeral".to_string() } else { signing::DEFAULT_PRINCIPAL.to_string() });
+    signing::validate_principal(&principal).map_err(|e| Error::from(e).context(format!("{}: signing.principal", audit.path.display())))?;
+    let verifying = signing_key.verifying_key();
+    signing::write_public_key_files(dir, &verifying, &principal)?;
+
+    // The manifest lists every output written so far.
+    let finished = clock.now();
+    let mut outputs = Vec::new();
+    for (relative, role) in output_files(dir, &charts)? {
+        outputs.push(manifest::output_entry(dir, &relative, &role)?);
+    }
+    let manifest = Manifest {
+        schema_version: manifest::SCHEMA_VERSION,
+        tool: Tool::current(),
+        run_id: run_id(&audit, &inputs, started),
+        started_at: manifest::rfc3339(started),
+        finished_at: manifest::rfc3339(finished),
+        config: ConfigEntry {
+            path: config_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            sha256: crate::embed::sha256_hex(&audit.source),
+            content: serde_json::to_value(&audit.raw).map_err(|e| Error::internal(e.to_string()))?,
+        },
+        inputs: inputs.iter().map(|f| input_entry(f, &base)).collect(),
+        model_files: provenance.model_files.clone(),
+        outputs,
+        parameters: json!({
+            "clustering": &params,
+            "sampling": { "sampler": sample::CLUSTERCLIP_V1, "clip": clip.clip, "draws": clip.draws, "seed": clip.seed, "policy": clip.policy.as_str() },
+            "baseline": { "sampler": sample::UNIFORM_V1, "draws": stream.draws(), "seed": clip.seed },
+            "bootstrap": { "resamples": BOOTSTRAP_RESAMPLES, "seed": clip.seed, "generator": "ChaCha20, key SHA-256(seed little-endian || \"bootstrap:\" || attribute)" },
+        }),
+        steps: steps(&audit, &inputs, &base, &charts),
+        environment: Environment::current("cpu"),
+        unlisted: BTreeMap::from([
+            ("SHA256SUMS", "lists the hashes of the other files; signed by SHA256SUMS.sig and SHA256SUMS.sshsig"),
+            ("report.pdf", "embeds manifest.json, metrics.json and SHA256SUMS, so neither can hold its hash; signed by report.pdf.sig and report.pdf.sshsig"),
+            ("*.sig, *.sshsig", "detached signatures made after the files they sign"),
+        ]),
+    };
+    let manifest_bytes = to_json_bytes(&manifest)?;
+    write(dir, "manifest.json", &manifest_bytes)?;
+    let mut listed: Vec<String> = manifest.outputs.iter().map(|o| o.path.clone()).collect();
+    listed.push("manifest.json".into());
+    bundle::write_sha256sums(dir, &listed)?;
+
+    (options.progress)("compiling report");
+    let sums = std::fs::read(dir.join("SHA256SUMS")).map_err(|e| Error::io("read", &dir.join("SHA256SUMS"), e))?;
+    let report_context = report::Context {
+        audit: &audit,
+        manifest: &manifest,
+        metrics: &metrics,
+        manifest_json: &manifest_bytes,
+        metrics_json: &to_json_bytes(&metrics)?,
+        sums: &sums,
+        charts: &charts,
+        principal: &principal,
+        key_id: signing::key_id(&verifying),
+        ssh_fingerprint: signing::openssh_fingerprint(&verifying),
+        ephemeral_key,
+        date: manifest::civil(started),
+    };
+    let pdf = report::compile(&report_context)?;
+    write(dir, "report.pdf", &pdf)?;
+
+    (options.progress)("signing");
+    bundle::sign_bundle(dir, &signing_key, &principal)?;
+
+    let bundle_path = publish(staging, &options.out)?;
+    Ok(RunOutcome { bundle: bundle_path, gate, ephemeral_key })
+}
+
+/// A temporary folder beside `out`, so the final rename stays on one file system.
+fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::input_hint(
+            format!("the parent folder of the output {} does not exist", out.display()),
+            "create it first, or pass another --out",
+        ));
+    }
+    if out.exists() && !out.join("manifest.json").is_file() {
+        let empty = out.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !empty {
+            return Err(Error::input_hint(
+                format!("{} exists and is not a clipaudit bundle", out.display()),
+                "pass an --out path that does not exist yet; only an earlier bundle is replaced",
+            ));
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(".clipaudit-staging-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io("create a staging folder in", &parent, e))
+}
+
+/// Moves the finished bundle into place, replacing an earlier bundle at `out`.
+fn publish(staging: tempfile::TempDir, out: &Path) -> Result<PathBuf> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| Error::io("remove the earlier bundle", out, e))?;
+    }
+    let path = staging.keep();
+    std::fs::rename(&path, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&path);
+        Error::io("move the bundle into", out, e)
+    })?;
+    Ok(out.to_path_buf())
+}
+
+fn write(dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(relative);
+    std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))
+}
+
+/// Pretty JSON with a final newline: stable bytes for identical values.
+pub fn to_json_bytes<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(format!("JSON serialisation ({e})")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn input_entry(file: &InputFile, base: &Path) -> FileEntry {
+    let relative = file.path.strip_prefix(base).unwrap_or(&file.path);
+    FileEntry {
+        path: relative.to_string_lossy().replace('\\', "/"),
+        size: file.size,
+        sha256: file.sha256.clone(),
+        media_type: file.media_type.to_string(),
+        role: file.role.to_string(),
+    }
+}
+
+/// Every file of the bundle so far with its role, sorted by path.
+fn output_files(dir: &Path, charts: &BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
+    let mut files = vec![
+        ("allowed_signers".to_string(), "public key, OpenSSH allowed signers".to_string()),
+        ("config.toml".to_string(), "configuration".to_string()),
+        ("data/baseline.parquet".to_string(), "random baseline stream".to_string()),
+        ("data/clusters.parquet".to_string(), "cluster assignment".to_string()),
+        ("data/counts.parquet".to_string(), "draws per document".to_string()),
+        ("data/sample.parquet".to_string(), "curated stream".to_string()),
+        ("metrics.json".to_string(), "metrics".to_string()),
+        ("signer.pub".to_string(), "public key, OpenSSH".to_string()),
+        ("signer.pub.pem".to_string(), "public key, SPKI PEM".to_string()),
+    ];
+    files.extend(charts.keys().map(|name| (name.clone(), "chart".to_string())));
+    files.sort();
+    for (relative, _) in &files {
+        if !dir.join(relative).is_file() {
+            return Err(Error::internal(format!("bundle file {relative} was not written")));
+        }
+    }
+    Ok(files)
+}
+
+fn steps(audit: &Audit, inputs: &[InputFile], base: &Path, charts: &BTreeMap<String, String>) -> Vec<Step> {
+    let rel = |f: &InputFile| input_entry(f, base).path;
+    let of_role = |role: &str| inputs.iter().filter(|f| f.role == role).map(rel).collect::<Vec<_>>();
+    let mut steps = vec![
+        Step { name: "load corpus".into(), inputs: of_role("corpus"), outputs: vec![], parameters: json!({ "id_column": audit.raw.dataset.id_column, "text_column": audit.raw.dataset.text_column, "group_columns": audit.raw.dataset.group_columns }) },
+        Step { name: "load embeddings".into(), inputs: [of_role("embeddings"), of_role("embedding provenance"), of_role("model")].concat(), outputs: vec![], parameters: json!({}) },
+        Step { name: "k-means (linfa)".into(), inputs: vec![], outputs: vec!["data/clusters.parquet".into()], parameters: json!({ "k": audit.raw.clustering.k, "seed": audit.raw.clustering.seed, "metric": audit.raw.clustering.metric }) },
+        Step { name: "ClusterClip sampling (clusterclip-v1)".into(), inputs: vec!["data/clusters.parquet".into()], outputs: vec!["data/sample.parquet".into(), "data/counts.parquet".into()], parameters: json!({ "clip": audit.raw.sampling.clip, "draws": audit.raw.sampling.draws, "seed": audit.raw.sampling.seed }) },
+        Step { name: "random baseline (uniform-v1)".into(), inputs: vec![], outputs: vec!["data/baseline.parquet".into()], parameters: json!({ "seed": audit.raw.sampling.seed }) },
+        Step { name: "representation and bias deltas".into(), inputs: vec!["data/sample.parquet".into(), "data/baseline.parquet".into()], outputs: vec!["metrics.json".into()], parameters: json!({ "bootstrap_resamples": BOOTSTRAP_RESAMPLES }) },
+    ];
+    if audit.annotations.is_some() {
+        steps.push(Step { name: "label agreement".into(), inputs: of_role("annotations"), outputs: vec!["metrics.json".into()], parameters: json!({}) });
+    }
+    steps.push(Step { name: "gate".into(), inputs: vec!["metrics.json".into()], outputs: vec!["metrics.json".into()], parameters: json!({ "checks": audit.raw.gate.check.len() }) });
+    steps.push(Step { name: "charts".into(), inputs: vec!["metrics.json".into()], outputs: charts.keys().cloned().collect(), parameters: json!({}) });
+    steps.push(Step { name: "manifest and SHA256SUMS".into(), inputs: vec![], outputs: vec!["manifest.json".into(), "SHA256SUMS".into()], parameters: json!({}) });
+    steps.push(Step { name: "report (typst, PDF/A-3b)".into(), inputs: vec!["manifest.json".into(), "metrics.json".into(), "SHA256SUMS".into()], outputs: vec!["report.pdf".into()], parameters: json!({}) });
+    steps.push(Step { name: "signatures (Ed25519 raw and SSHSIG)".into(), inputs: vec!["manifest.json".into(), "SHA256SUMS".into(), "report.pdf".into()], outputs: vec!["*.sig".into(), "*.sshsig".into()], parameters: json!({}) });
+    steps
+}
+
+/// A run id that is a pure function of the config, the inputs and the start time.
+fn run_id(audit: &Audit, inputs: &[InputFile], started: i64) -> String {
+    let mut text = crate::embed::sha256_hex(&audit.source);
+    for f in inputs {
+        text.push_str(&f.sha256);
+    }
+    text.push_str(&started.to_string());
+    crate::embed::sha256_hex(text.as_bytes())[..32].to_string()
+}
+
+fn load_or_embed(audit: &Audit, corpus: &Corpus, progress: &dyn Fn(&str)) -> Result<(Embeddings, Vec<InputFile>, EmbeddingProvenance)> {
+    if let Some(path) = &audit.embeddings {
+        let (embeddings, info) = dataset::load_embeddings(path)?;
+        dataset::align_embeddings(corpus, &embeddings, path)?;
+        let sidecar = dataset::provenance_path(path);
+        let (bytes, mut sidecar_info) = dataset::read_hashed(&sidecar, "embedding provenance").map_err(|e| {
+            e.with_hint("every embedding file needs its provenance file beside it, as `clipaudit embed` writes it")
+        })?;
+        sidecar_info.media_type = "application/json";
+        let provenance: EmbeddingProvenance = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::input(format!("{}: invalid provenance ({e})", sidecar.display())))?;
+        if provenance.dimension != embeddings.dimension || provenance.documents != embeddings.ids.len() {
+            return Err(Error::input_hint(
+                format!(
+                    "{}: records {} vectors of dimension {}, but {} holds {} of dimension {}",
+                    sidecar.display(),
+                    provenance.documents,
+                    provenance.dimension,
+                    path.display(),
+                    embeddings.ids.len(),
+                    embeddings.dimension
+                ),
+                "the embeddings and their provenance do not belong together; re-embed the corpus",
+            ));
+        }
+        for file in &corpus.files {
+            let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Some(recorded) = provenance.inputs.get(&name) {
+                if recorded != &file.sha256 {
+                    return Err(Error::input_hint(
+                        format!("{}: the embeddings were made from a different {name} (SHA-256 {recorded}, now {})", path.display(), file.sha256),
+                        "re-embed the corpus with `clipaudit embed`",
+                    ));
+                }
+            }
+        }
+        return Ok((embeddings, vec![info, sidecar_info], provenance));
+    }
+
+    let model_dir = audit.model.as_ref().expect("validated: precomputed or model");
+    progress("embedding");
+    let model = crate::embed::Model::load(model_dir, candle_core::Device::Cpu)?;
+    let output = model.embed(&corpus.texts, audit.raw.embedding.batch_size, |_| {})?;
+    let provenance = EmbeddingProvenance {
+        model: model.name.clone(),
+        model_files: model.file_hashes(model_dir),
+        pooling: model.pooling.name().into(),
+        normalized: model.normalize,
+        max_seq_length: model.max_seq_length,
+        dimension: model.dimension,
+        documents: corpus.len(),
+        truncated_documents: output.truncated,
+        inputs: corpus.files.iter().map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone())).collect(),
+        tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
+    };
+    let embeddings = Embeddings { ids: corpus.ids.clone(), dimension: model.dimension, data: output.data };
+    Ok((embeddings, model.files.clone(), provenance))
+}
+
+fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: &Stream, baseline: &Stream) -> Result<Vec<(Representation, Option<Vec<Vec<u64>>>)>> {
+    let seed = audit.raw.sampling.seed;
+    // Empty clusters are reported with the clustering; the uniform reference covers the others.
+    let cluster_values: Vec<String> = clustering.labels.iter().map(|c| format!("{c:>width$}", width = clustering.params.k.to_string().len())).collect();
+    let (cluster_names, cluster_codes) = representation::encode(&cluster_values);
+    let cluster_names: Vec<String> = cluster_names.iter().map(|n| n.trim().to_string()).collect();
+    let cluster_spec = GroupSpec {
+        attribute: "cluster".into(),
+        reference: Reference::Uniform,
+        min_share: crate::config::DEFAULT_MIN_SHARE,
+        min_count: crate::config::DEFAULT_MIN_COUNT,
+        special_category: false,
+    };
+    let mut out = vec![(
+        representation::measure(
+            &cluster_spec,
+            &Populations { names: &cluster_names, raw: &cluster_codes, curated: &stream.indices, baseline: &baseline.indices },
+            BOOTSTRAP_RESAMPLES,
+            seed,
+        )?,
+        None,
+    )];
+    for spec in &audit.groups {
+        let (names, codes) = representation::encode(&corpus.groups[&spec.attribute]);
+        let rep = representation::measure(
+            spec,
+            &Populations { names: &names, raw: &codes, curated: &stream.indices, baseline: &baseline.indices },
+            BOOTSTRAP_RESAMPLES,
+            seed,
+        )
+        .map_err(|e| e.context(audit.path.display()))?;
+        let table = representation::contingency(&codes, names.len(), &clustering.labels, clustering.params.k);
+        out.push((rep, Some(table)));
+    }
+    Ok(out)
+}
+
+fn measure_agreement(audit: &Audit, path: &Path) -> Result<(Value, InputFile)> {
+    let section = audit.raw.annotations.as_ref().expect("annotations path implies the section");
+    let (matrix, info) = dataset::load_annotations(path, section.layout == "wide")?;
+    let raters = matrix.raters();
+    let pair = match &section.cohen_raters {
+        Some([a, b]) => {
+            let find = |name: &String| {
+                raters.iter().position(|r| r == name).ok_or_else(|| {
+                    Error::input_hint(
+                        format!("{}: annotations.cohen_raters names rater `{name}`, which {} does not have", audit.path.display(), path.display()),
+                        format!("raters in the file: {}", raters.join(", ")),
+                    )
+                })
+            };
+            (find(a)?, find(b)?)
+        }
+        None if raters.len() >= 2 => (0, 1),
+        None => {
+            return Err(Error::input(format!("{}: fewer than two raters, so agreement is undefined", path.display())));
+        }
+    };
+    let report = agreement::agreement_report(&matrix);
+    let mut value = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+    value["cohen"] = serde_json::to_value(agreement::cohen_kappa(&matrix, pair.0, pair.1, Weights::Unweighted)).map_err(|e| Error::internal(e.to_string()))?;
+    value["cohen_linear"] = serde_json::to_value(agreement::cohen_kappa(&matrix, pair.0, pair.1, Weights::Linear)).map_err(|e| Error::internal(e.to_string()))?;
+    value["cohen_quadratic"] = serde_json::to_value(agreement::cohen_kappa(&matrix, pair.0, pair.1, Weights::Quadratic)).map_err(|e| Error::internal(e.to_string()))?;
+    value["cohen_raters"] = json!([raters[pair.0], raters[pair.1]]);
+    value["source"] = json!(info.path.file_name().map(|n| n.to_string_lossy().into_owned()));
+    if let Some(description) = &section.description {
+        value["description"] = json!(description);
+    }
+    Ok((value, info))
+}
+
+fn write_stage_outputs(dir: &Path, corpus: &Corpus, clustering: &Clustering, stream: &Stream, baseline: &Stream) -> Result<()> {
+    let mut clusters = DataFrame::new_infer_height(vec![
+        Column::new("id".into(), &corpus.ids),
+        Column::new("cluster".into(), &clustering.labels),
+    ])?;
+    dataset::write_parquet(&dir.join("data/clusters.parquet"), &mut clusters)?;
+
+    for (name, s) in [("data/sample.parquet", stream), ("data/baseline.parquet", baseline)] {
+        let steps: Vec<u64> = (0..s.indices.len() as u64).collect();
+        let ids: Vec<&str> = s.indices.iter().map(|&i| corpus.ids[i as usize].as_str()).collect();
+        let labels: Vec<u32> = s.indices.iter().map(|&i| clustering.labels[i as usize]).collect();
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("step".into(), &steps),
+            Column::new("id".into(), &ids),
+            Column::new("cluster".into(), &labels),
+        ])?;
+        dataset::write_parquet(&dir.join(name), &mut df)?;
+    }
+
+    let mut counts = DataFrame::new_infer_height(vec![
+        Column::new("id".into(), &corpus.ids),
+        Column::new("count".into(), &stream.appearance_counts()),
+    ])?;
+    dataset::write_parquet(&dir.join("data/counts.parquet"), &mut counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_metrics(
+    audit: &Audit,
+    corpus: &Corpus,
+    embeddings: &Embeddings,
+    provenance: &EmbeddingProvenance,
+    clustering: &Clustering,
+    clip: &ClipParams,
+    stream: &Stream,
+    baseline: &Stream,
+    representations: &[(Representation, Option<Vec<Vec<u64>>>)],
+    agreement: Option<Value>,
+) -> Value {
+    let counts = stream.appearance_counts();
+    let exhausted: Vec<Value> = stream
+        .exhausted_at
+        .iter()
+        .map(|&(label, step)| json!({ "cluster": label, "documents": clustering.sizes[label as usize], "step": step }))
+        .collect();
+    let contingency: Vec<Value> = representations
+        .iter()
+        .filter_map(|(rep, table)| {
+            table.as_ref().map(|t| {
+                json!({
+                    "attribute": rep.attribute,
+                    "groups": rep.groups.iter().map(|g| g.group.clone()).collect::<Vec<_>>(),
+                    "clusters": clustering.params.k,
+                    "counts": t,
+                })
+            })
+        })
+        .collect();
+    json!({
+        "schema_version": "clipaudit-metrics/1",
+        "conventions": {
+            "log_base": "natural (nats)",
+            "kl_divergence": "KL(P || R) of the population P from the reference R; infinite (written \"inf\") when P has weight where R has none; never smoothed",
+            "js": "Jensen-Shannon distance: the square root of the divergence, natural log, in [0, sqrt(ln 2)]",
+            "total_variation": "half the sum of absolute share differences",
+            "normalized_entropy": "H(P) / ln K, K the number of groups with a positive reference share",
+            "representation_ratio": "share / reference share",
+            "indeterminate": "a group under the minimum cell count or the minimum share is indeterminate, neither passed nor failed",
+            "curated_counts": "the curated stream is counted with repeats",
+            "bootstrap": "percentile 95 % interval of the change, from replicates that redraw all three populations with replacement",
+            "kappa_ci": "value +/- 1.959963984540054 x asymptotic standard error",
+            "agreement_categories": "ordered numerically when every label is a number, else lexicographically",
+        },
+        "corpus": {
+            "documents": corpus.len(),
+            "group_columns": audit.raw.dataset.group_columns,
+        },
+        "embedding": {
+            "model": provenance.model,
+            "dimension": embeddings.dimension,
+            "pooling": provenance.pooling,
+            "normalized": provenance.normalized,
+            "max_seq_length": provenance.max_seq_length,
+            "truncated_documents": provenance.truncated_documents,
+        },
+        "clustering": clustering,
+        "sampling": {
+            "sampler": stream.sampler,
+            "clip": clip.clip,
+            "draws_requested": clip.draws,
+            "draws": stream.draws(),
+            "seed": clip.seed,
+            "policy": clip.policy.as_str(),
+            "stopped_early": stream.stopped_early,
+            "max_count": counts.iter().copied().max().unwrap_or(0),
+            "clipped_documents": stream.clipped_documents(clip.clip),
+            "documents_over_clip": stream.documents_over_clip(clip.clip),
+            "never_drawn": counts.iter().filter(|&&c| c == 0).count(),
+            "repetition_histogram": stream.repetition_histogram().iter().map(|&(c, d)| json!({ "count": c, "documents": d })).collect::<Vec<_>>(),
+            "exhausted": exhausted,
+            "baseline": { "sampler": baseline.sampler, "draws": baseline.draws(), "max_count": baseline.appearance_counts().iter().copied().max().unwrap_or(0) },
+        },
+        "representation": representations.iter().map(|(r, _)| r).collect::<Vec<_>>(),
+        "contingency": contingency,
+        "agreement": agreement,
+    })
+}

@@ -1,0 +1,99 @@
+//! File-level entry points of the single-stage commands (`embed`, `sample`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::{Column, DataFrame, DataType};
+
+use crate::dataset::{self, EmbeddingProvenance, Embeddings};
+use crate::error::{Error, Result};
+use crate::sample::{self, ClipParams, ExhaustionPolicy, Stream};
+
+/// Embeds the texts of `input` with the model in `model_dir` and writes `out` (Parquet) and its
+/// provenance file beside it. `progress` receives (documents done, total).
+pub fn embed_file(
+    input: &Path,
+    model_dir: &Path,
+    out: &Path,
+    id_column: &str,
+    text_column: &str,
+    batch_size: usize,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::input("--batch-size must be at least 1"));
+    }
+    let corpus = dataset::load_corpus(&[input.to_path_buf()], id_column, text_column, &[])?;
+    let model = crate::embed::Model::load(model_dir, candle_core::Device::Cpu)?;
+    let total = corpus.len();
+    let output = model.embed(&corpus.texts, batch_size, |done| progress(done, total))?;
+    let embeddings = Embeddings { ids: corpus.ids.clone(), dimension: model.dimension, data: output.data };
+
+    let provenance = EmbeddingProvenance {
+        model: model.name.clone(),
+        model_files: model.file_hashes(model_dir),
+        pooling: model.pooling.name().into(),
+        normalized: model.normalize,
+        max_seq_length: model.max_seq_length,
+        dimension: model.dimension,
+        documents: corpus.len(),
+        truncated_documents: output.truncated,
+        inputs: corpus
+            .files
+            .iter()
+            .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
+    };
+    dataset::write_embeddings(out, &embeddings)?;
+    let sidecar = dataset::provenance_path(out);
+    let bytes = crate::run::to_json_bytes(&provenance)?;
+    std::fs::write(&sidecar, bytes).map_err(|e| Error::io("write", &sidecar, e))?;
+    tracing::info!(documents = total, truncated = output.truncated, "embedded");
+    Ok(())
+}
+
+/// Reads cluster labels (`id`, `cluster`), draws a `clusterclip-v1` stream and writes it to `out`
+/// as Parquet with columns `step`, `id`, `cluster`.
+pub fn sample_file(labels: &Path, clip: u32, draws: u64, seed: u64, policy: ExhaustionPolicy, out: &Path) -> Result<Stream> {
+    let (bytes, _) = dataset::read_hashed(labels, "labels")?;
+    let df = dataset::parse_table(labels, bytes)?;
+    let ids = df
+        .column("id")
+        .map_err(|_| Error::input_hint(format!("{}: missing column `id`", labels.display()), "the labels file needs columns id and cluster"))?
+        .cast(&DataType::String)?;
+    let clusters = df
+        .column("cluster")
+        .map_err(|_| Error::input_hint(format!("{}: missing column `cluster`", labels.display()), "the labels file needs columns id and cluster"))?;
+    if !clusters.dtype().is_integer() {
+        return Err(Error::input(format!("{}: column `cluster` has type {}, expected integers", labels.display(), clusters.dtype())));
+    }
+    let clusters = clusters.cast(&DataType::Int64)?;
+    let mut label_values = Vec::with_capacity(df.height());
+    for (row, value) in clusters.i64()?.iter().enumerate() {
+        match value {
+            Some(v) if (0..=i64::from(u32::MAX)).contains(&v) => label_values.push(v as u32),
+            other => {
+                return Err(Error::input(format!(
+                    "{}: row {row}: cluster {} is not an integer in 0..=4294967295",
+                    labels.display(),
+                    other.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+                )))
+            }
+        }
+    }
+    let ids: Vec<String> = ids.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect();
+    let stream = sample::clusterclip_v1(&label_values, &ClipParams { clip, draws, seed, policy })
+        .map_err(|e| Error::input(format!("{}: {e}", labels.display())))?;
+
+    let steps: Vec<u64> = (0..stream.indices.len() as u64).collect();
+    let drawn_ids: Vec<&str> = stream.indices.iter().map(|&i| ids[i as usize].as_str()).collect();
+    let drawn_labels: Vec<u32> = stream.indices.iter().map(|&i| label_values[i as usize]).collect();
+    let mut frame = DataFrame::new_infer_height(vec![
+        Column::new("step".into(), &steps),
+        Column::new("id".into(), &drawn_ids),
+        Column::new("cluster".into(), &drawn_labels),
+    ])?;
+    dataset::write_parquet(out, &mut frame)?;
+    Ok(stream)
+}

@@ -1,0 +1,509 @@
+//! End-to-end tests of the `clipaudit` binary on the shipped example and on small inputs,
+//! checked with the real verifiers auditors use: sha256sum, OpenSSL, OpenSSH and poppler.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use clipaudit::dataset::{provenance_path, write_embeddings, EmbeddingProvenance, Embeddings};
+
+const EPOCH: &str = "1796415114";
+
+fn clipaudit(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clipaudit"))
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("clipaudit runs")
+}
+
+/// Runs an external verifier; a missing tool fails the test with the package to install.
+fn tool(program: &str, args: &[&str], dir: &Path, stdin: Option<&Path>) -> Output {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir);
+    if let Some(path) = stdin {
+        command.stdin(std::fs::File::open(path).unwrap());
+    }
+    command.output().unwrap_or_else(|e| {
+        let package = match program {
+            "openssl" => "openssl",
+            "ssh-keygen" => "openssh-client",
+            "pdfdetach" | "pdfinfo" => "poppler-utils",
+            _ => "coreutils",
+        };
+        panic!("{program} could not be run ({e}); install the Debian package {package} (bash .ci/run does)")
+    })
+}
+
+fn text(output: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// The default bundle, made once per test binary.
+fn default_bundle() -> &'static Path {
+    static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = BUNDLE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = clipaudit(&["run", "--out", "bundle"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let path = dir.path().join("bundle");
+        (dir, path)
+    });
+    path
+}
+
+fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for (relative, bytes) in files_of(from) {
+        let path = to.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+fn metrics(bundle: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn default_run_writes_complete_bundle() {
+    let bundle = default_bundle();
+    for name in [
+        "report.pdf",
+        "manifest.json",
+        "metrics.json",
+        "SHA256SUMS",
+        "manifest.json.sig",
+        "SHA256SUMS.sig",
+        "report.pdf.sig",
+        "manifest.json.sshsig",
+        "SHA256SUMS.sshsig",
+        "report.pdf.sshsig",
+        "signer.pub.pem",
+        "signer.pub",
+        "allowed_signers",
+        "data/sample.parquet",
+        "data/baseline.parquet",
+        "data/clusters.parquet",
+        "charts/cluster_shares.svg",
+        "charts/repetition_histogram.svg",
+    ] {
+        assert!(bundle.join(name).is_file(), "{name} missing from the bundle");
+    }
+    let m = metrics(bundle);
+    assert_eq!(m["corpus"]["documents"], 4000);
+    assert_eq!(m["clustering"]["sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), 4000);
+    // Every document's draw count is at most C.
+    let clip = m["sampling"]["clip"].as_u64().unwrap();
+    assert!(m["sampling"]["max_count"].as_u64().unwrap() <= clip);
+    assert_eq!(m["sampling"]["documents_over_clip"], 0);
+    let histogram_total: u64 = m["sampling"]["repetition_histogram"].as_array().unwrap().iter().map(|b| b["documents"].as_u64().unwrap()).sum();
+    assert_eq!(histogram_total, 4000);
+    // Agreement on the Fleiss 1971 table: 0.4302445 as quoted in statsmodels' test_inter_rater.py.
+    assert!((m["agreement"]["fleiss"]["value"].as_f64().unwrap() - 0.4302445).abs() < 5e-8);
+    let attributes: Vec<&str> = m["representation"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
+    assert_eq!(attributes, ["cluster", "language", "party"]);
+}
+
+#[test]
+fn bundle_checks_with_sha256sum_openssl_and_ssh_keygen() {
+    let bundle = default_bundle();
+    let sums = tool("sha256sum", &["-c", "--strict", "SHA256SUMS"], bundle, None);
+    assert!(sums.status.success(), "{}", text(&sums));
+
+    for file in ["manifest.json", "SHA256SUMS", "report.pdf"] {
+        let sig = format!("{file}.sig");
+        let out = tool("openssl", &["pkeyutl", "-verify", "-pubin", "-inkey", "signer.pub.pem", "-rawin", "-in", file, "-sigfile", &sig], bundle, None);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully"), "{}", text(&out));
+
+        let namespace = if file == "report.pdf" { "clipaudit-report" } else { "clipaudit-manifest" };
+        let sshsig = format!("{file}.sshsig");
+        let out = tool("ssh-keygen", &["-Y", "verify", "-f", "allowed_signers", "-I", "ephemeral", "-n", namespace, "-s", &sshsig], bundle, Some(&bundle.join(file)));
+        assert!(out.status.success(), "{file}: {}", text(&out));
+    }
+
+    // The key id on record is the SHA-256 of the SPKI DER that OpenSSL derives.
+    let der = tool("openssl", &["pkey", "-pubin", "-in", "signer.pub.pem", "-outform", "DER"], bundle, None);
+    let key_id = clipaudit::embed::sha256_hex(&der.stdout);
+    let report = tool("pdftotext", &["report.pdf", "-"], bundle, None);
+    assert!(String::from_utf8_lossy(&report.stdout).contains(&key_id[..16]), "key id {key_id} not in the report");
+}
+
+#[test]
+fn report_has_attachments_pages_and_sections() {
+    let bundle = default_bundle();
+    let list = tool("pdfdetach", &["-list", "report.pdf"], bundle, None);
+    let listing = String::from_utf8_lossy(&list.stdout);
+    for name in ["manifest.json", "metrics.json", "SHA256SUMS"] {
+        assert!(listing.contains(name), "{name} not attached:\n{listing}");
+    }
+    // The attachments are the bundle's own files, byte for byte.
+    let extracted = tempfile::tempdir().unwrap();
+    let save = tool("pdfdetach", &["-saveall", "-o", extracted.path().to_str().unwrap(), "report.pdf"], bundle, None);
+    assert!(save.status.success(), "{}", text(&save));
+    for name in ["manifest.json", "metrics.json", "SHA256SUMS"] {
+        assert_eq!(std::fs::read(extracted.path().join(name)).unwrap(), std::fs::read(bundle.join(name)).unwrap(), "{name}");
+    }
+
+    let info = tool("pdfinfo", &["-meta", "report.pdf"], bundle, None);
+    let info = String::from_utf8_lossy(&info.stdout);
+    let pages: u32 = info.lines().find_map(|l| l.strip_prefix("Pages:")).unwrap().trim().parse().unwrap();
+    assert!(pages >= 5, "{pages} pages");
+    assert!(info.contains("pdfaid:part") && info.contains('3'), "no PDF/A-3 identification:\n{info}");
+
+    let body = tool("pdftotext", &["report.pdf", "-"], bundle, None);
+    let body = String::from_utf8_lossy(&body.stdout);
+    for section in [
+        "Summary of gate results",
+        "EU AI Act mapping",
+        "Data set and provenance",
+        "Clustering",
+        "ClusterClip sampling",
+        "Representation",
+        "Bias deltas",
+        "Label agreement",
+        "Data gaps and limitations",
+        "Lineage",
+        "How to verify",
+        "Parameters, conventions and environment",
+        "not valid as evidence",
+    ] {
+        assert!(body.contains(section), "section {section:?} missing from the report");
+    }
+}
+
+#[test]
+fn verify_passes_then_names_each_tampered_file() {
+    let bundle = default_bundle();
+    let out = clipaudit(&["verify", bundle.to_str().unwrap(), "--key", bundle.join("signer.pub.pem").to_str().unwrap()], bundle);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The auditor's key comes from outside the bundle.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("signer.pub.pem");
+    std::fs::write(&key, std::fs::read(bundle.join("signer.pub.pem")).unwrap()).unwrap();
+    for (relative, bytes) in files_of(bundle) {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(bundle, copy.path());
+        let mut changed = bytes.clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x01;
+        std::fs::write(copy.path().join(&relative), changed).unwrap();
+        let out = clipaudit(&["verify", copy.path().to_str().unwrap(), "--key", key.to_str().unwrap()], copy.path());
+        assert_eq!(out.status.code(), Some(1), "changing {relative}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&relative), "changing {relative} is not named: {}", text(&out));
+    }
+}
+
+#[test]
+fn verify_rejects_extra_and_missing_files() {
+    let bundle = default_bundle();
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(bundle, copy.path());
+    std::fs::write(copy.path().join("extra.txt"), b"not part of the run").unwrap();
+    let out = clipaudit(&["verify", copy.path().to_str().unwrap()], copy.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("extra.txt"), "{}", text(&out));
+
+    std::fs::remove_file(copy.path().join("extra.txt")).unwrap();
+    std::fs::remove_file(copy.path().join("data/baseline.parquet")).unwrap();
+    let out = clipaudit(&["verify", copy.path().to_str().unwrap()], copy.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data/baseline.parquet"), "{}", text(&out));
+}
+
+#[test]
+fn same_inputs_and_key_give_identical_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = clipaudit(&["keygen", "--out", "keys", "--principal", "auditor@example.org"], dir.path());
+    assert_eq!(keygen.status.code(), Some(0), "{}", text(&keygen));
+    for out in ["a", "b"] {
+        let run = clipaudit(&["run", "--out", out, "--key", "keys/signer.key.pem"], dir.path());
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    }
+    let (a, b) = (files_of(&dir.path().join("a")), files_of(&dir.path().join("b")));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(bytes == &b[name], "{name} differs between two runs with the same inputs");
+    }
+    // A real key: the report does not carry the ephemeral warning.
+    let body = tool("pdftotext", &["report.pdf", "-"], &dir.path().join("a"), None);
+    assert!(!String::from_utf8_lossy(&body.stdout).contains("not valid as evidence"));
+}
+
+#[test]
+fn keygen_writes_private_key_0600_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = clipaudit(&["keygen", "--out", "keys"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mode = std::fs::metadata(dir.path().join("keys/signer.key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for name in ["signer.pub.pem", "signer.pub", "allowed_signers"] {
+        assert!(dir.path().join("keys").join(name).is_file(), "{name}");
+    }
+    let again = clipaudit(&["keygen", "--out", "keys"], dir.path());
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+}
+
+#[test]
+fn agreement_command_matches_statsmodels_value() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = clipaudit(&["agreement", "fixtures/annotations/fleiss1971.csv", "--json"], root);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // statsmodels test_fleiss_kappa_irr: 0.4302445 (the value R irr reports).
+    assert!((value["fleiss"]["value"].as_f64().unwrap() - 0.4302445).abs() < 5e-8, "{value}");
+    assert_eq!(value["items"], 30);
+    assert_eq!(value["raters"], 6);
+    assert!(value.get("cohen").is_none(), "Cohen's kappa needs exactly two raters");
+}
+
+#[test]
+fn embed_reproduces_shipped_embeddings() {
+    let Some(model) = std::env::var_os("CLIPAUDIT_MODEL_DIR") else {
+        panic!("CLIPAUDIT_MODEL_DIR is not set: fetch the model with scripts/fetch-model.sh and export its output (bash .ci/run does both)");
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (shipped, _) = clipaudit::dataset::load_embeddings(&root.join("fixtures/parlspeech/embeddings.parquet")).unwrap();
+    let corpus = clipaudit::dataset::load_corpus(&[root.join("fixtures/parlspeech/corpus.parquet")], "id", "text", &[]).unwrap();
+
+    // Twelve documents, three from each language, written to a small CSV corpus.
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<usize> = (0..4).flat_map(|l| (0..3).map(move |i| l * 1000 + i * 97)).collect();
+    let mut csv = String::from("id,text\n");
+    for &r in &rows {
+        csv.push_str(&format!("{},\"{}\"\n", corpus.ids[r], corpus.texts[r].replace('"', "\"\"")));
+    }
+    std::fs::write(dir.path().join("small.csv"), csv).unwrap();
+    let out = clipaudit(&["embed", "small.csv", "--model", model.to_str().unwrap(), "--out", "small.parquet", "--batch-size", "5"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let (fresh, _) = clipaudit::dataset::load_embeddings(&dir.path().join("small.parquet")).unwrap();
+    for (i, &r) in rows.iter().enumerate() {
+        let (a, b) = (fresh.row(i), shipped.row(r));
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+        assert!(dot >= 0.9999, "document {} has cosine {dot} to the shipped vector", corpus.ids[r]);
+    }
+    let provenance: EmbeddingProvenance = serde_json::from_slice(&std::fs::read(provenance_path(&dir.path().join("small.parquet"))).unwrap()).unwrap();
+    assert_eq!(provenance.model_files["model.safetensors"], "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db");
+}
+
+// ---------------------------------------------------------------- bad input
+
+/// A small valid audit in `dir`: 60 documents in 3 languages, 8-dimensional embeddings.
+fn small_audit(dir: &Path) {
+    let mut csv = String::from("id,text,language\n");
+    let mut ids = Vec::new();
+    let mut data = Vec::new();
+    for i in 0..60 {
+        let language = ["de", "en", "nl"][i % 3];
+        csv.push_str(&format!("doc-{i},text number {i},{language}\n"));
+        ids.push(format!("doc-{i}"));
+        for j in 0..8 {
+            // Three directions with a little spread, so k-means has clear clusters.
+            data.push(if j == i % 3 { 1.0 } else { 0.05 * ((i * 7 + j * 3) % 5) as f32 });
+        }
+    }
+    std::fs::write(dir.join("corpus.csv"), csv).unwrap();
+    write_small_embeddings(dir, Embeddings { ids, dimension: 8, data });
+    std::fs::write(
+        dir.join("audit.toml"),
+        r#"
+[project]
+system = "test system"
+provider = "test provider"
+intended_purpose = "tests"
+responsible_person = "tester"
+dataset_version = "1"
+
+[dataset]
+files = ["corpus.csv"]
+group_columns = ["language"]
+
+[embedding]
+precomputed = "embeddings.parquet"
+
+[clustering]
+k = 3
+seed = 1
+
+[sampling]
+clip = 2
+draws = 60
+seed = 1
+"#,
+    )
+    .unwrap();
+}
+
+fn write_small_embeddings(dir: &Path, embeddings: Embeddings) {
+    let path = dir.join("embeddings.parquet");
+    write_embeddings(&path, &embeddings).unwrap();
+    let provenance = EmbeddingProvenance {
+        model: "test".into(),
+        model_files: BTreeMap::new(),
+        pooling: "mean".into(),
+        normalized: false,
+        max_seq_length: 8,
+        dimension: embeddings.dimension,
+        documents: embeddings.ids.len(),
+        truncated_documents: 0,
+        inputs: BTreeMap::new(),
+        tool: "test".into(),
+    };
+    std::fs::write(provenance_path(&path), serde_json::to_vec(&provenance).unwrap()).unwrap();
+}
+
+/// Runs the small audit after `mutate`, expecting exit 2, `expected` in stderr and no bundle.
+fn assert_rejected(mutate: impl FnOnce(&Path), expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    small_audit(dir.path());
+    mutate(dir.path());
+    let out = clipaudit(&["run", "audit.toml", "--out", "bundle"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in expected {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {}", text(&out));
+    }
+    let left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|n| n == "bundle" || n.starts_with(".clipaudit-staging")), "partial output left behind: {left:?}");
+}
+
+#[test]
+fn small_audit_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    small_audit(dir.path());
+    let out = clipaudit(&["run", "audit.toml", "--out", "bundle"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let m = metrics(&dir.path().join("bundle"));
+    // Three clean directions with 20 documents each: k-means finds them.
+    let mut sizes: Vec<u64> = m["clustering"]["sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    sizes.sort();
+    assert_eq!(sizes, [20, 20, 20]);
+    // 60 draws over 3 equal clusters with C = 2: exactly 20 draws each.
+    let clusters = &m["representation"][0]["groups"];
+    for g in clusters.as_array().unwrap() {
+        assert_eq!(g["curated"]["count"], 20, "{g}");
+    }
+}
+
+#[test]
+fn bad_input_missing_column() {
+    assert_rejected(
+        |d| std::fs::write(d.join("corpus.csv"), std::fs::read_to_string(d.join("corpus.csv")).unwrap().replacen("language", "lang", 1)).unwrap(),
+        &["corpus.csv", "missing column `language`", "hint:"],
+    );
+}
+
+#[test]
+fn bad_input_duplicate_id() {
+    assert_rejected(
+        |d| std::fs::write(d.join("corpus.csv"), std::fs::read_to_string(d.join("corpus.csv")).unwrap().replace("doc-7,", "doc-3,")).unwrap(),
+        &["duplicate id `doc-3`", "rows 3 and 7"],
+    );
+}
+
+#[test]
+fn bad_input_empty_corpus() {
+    assert_rejected(|d| std::fs::write(d.join("corpus.csv"), "id,text,language\n").unwrap(), &["corpus.csv", "no rows"]);
+}
+
+#[test]
+fn bad_input_wrong_embedding_dimension() {
+    assert_rejected(
+        |d| {
+            let (mut e, _) = clipaudit::dataset::load_embeddings(&d.join("embeddings.parquet")).unwrap();
+            // Rebuild with row 5 one component short: write through a list of rows.
+            let rows: Vec<Vec<f32>> = (0..e.ids.len()).map(|i| e.row(i).to_vec()).collect();
+            let mut df = polars::prelude::DataFrame::new_infer_height(vec![
+                polars::prelude::Column::new("id".into(), &e.ids),
+                polars::prelude::Column::new(
+                    "embedding".into(),
+                    rows.iter().enumerate().map(|(i, r)| polars::prelude::Series::new("".into(), if i == 5 { &r[..7] } else { &r[..] })).collect::<Vec<_>>(),
+                ),
+            ])
+            .unwrap();
+            clipaudit::dataset::write_parquet(&d.join("embeddings.parquet"), &mut df).unwrap();
+            e.data.clear();
+        },
+        &["embeddings.parquet", "row 5", "dimension 7", "row 0 has 8"],
+    );
+}
+
+#[test]
+fn bad_input_nan_embedding() {
+    assert_rejected(
+        |d| {
+            let (mut e, _) = clipaudit::dataset::load_embeddings(&d.join("embeddings.parquet")).unwrap();
+            e.data[8 * 4 + 2] = f32::NAN;
+            write_small_embeddings(d, e);
+        },
+        &["embeddings.parquet", "row 4", "doc-4", "NaN"],
+    );
+}
+
+#[test]
+fn bad_input_unknown_config_key() {
+    assert_rejected(
+        |d| {
+            let config = std::fs::read_to_string(d.join("audit.toml")).unwrap().replace("k = 3", "kk = 3");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["audit.toml", "unknown key `kk`", "did you mean `k`"],
+    );
+}
+
+#[test]
+fn bad_input_reference_shares_not_summing_to_one() {
+    assert_rejected(
+        |d| {
+            let mut config = std::fs::read_to_string(d.join("audit.toml")).unwrap();
+            config.push_str("\n[groups.language]\nreference = { de = 0.5, en = 0.3, nl = 0.1 }\n");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["groups.language.reference", "sum to 0.9"],
+    );
+}
+
+#[test]
+fn bad_input_clip_below_one() {
+    assert_rejected(
+        |d| {
+            let config = std::fs::read_to_string(d.join("audit.toml")).unwrap().replace("clip = 2", "clip = 0");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["sampling.clip", "at least 1"],
+    );
+}
+
+#[test]
+fn bad_input_k_larger_than_documents() {
+    assert_rejected(
+        |d| {
+            let config = std::fs::read_to_string(d.join("audit.toml")).unwrap().replace("k = 3", "k = 61");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["clustering.k = 61", "60"],
+    );
+}
