@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use polars::prelude::NamedFrom;
 use clipaudit::dataset::{provenance_path, write_embeddings, EmbeddingProvenance, Embeddings};
 
 const EPOCH: &str = "1796415114";
@@ -165,11 +166,14 @@ fn report_has_attachments_pages_and_sections() {
         assert_eq!(std::fs::read(extracted.path().join(name)).unwrap(), std::fs::read(bundle.join(name)).unwrap(), "{name}");
     }
 
-    let info = tool("pdfinfo", &["-meta", "report.pdf"], bundle, None);
+    let info = tool("pdfinfo", &["report.pdf"], bundle, None);
     let info = String::from_utf8_lossy(&info.stdout);
     let pages: u32 = info.lines().find_map(|l| l.strip_prefix("Pages:")).unwrap().trim().parse().unwrap();
     assert!(pages >= 5, "{pages} pages");
-    assert!(info.contains("pdfaid:part") && info.contains('3'), "no PDF/A-3 identification:\n{info}");
+    let meta = tool("pdfinfo", &["-meta", "report.pdf"], bundle, None);
+    let meta = String::from_utf8_lossy(&meta.stdout);
+    assert!(meta.contains("<pdfaid:part>3</pdfaid:part>"), "no PDF/A-3 identification:\n{meta}");
+    assert!(meta.contains("<pdfaid:conformance>B</pdfaid:conformance>"), "not conformance level B:\n{meta}");
 
     let body = tool("pdftotext", &["report.pdf", "-"], bundle, None);
     let body = String::from_utf8_lossy(&body.stdout);
@@ -350,7 +354,7 @@ seed = 1
 
 [sampling]
 clip = 2
-draws = 60
+draws = 200
 seed = 1
 "#,
     )
@@ -401,10 +405,14 @@ fn small_audit_runs() {
     let mut sizes: Vec<u64> = m["clustering"]["sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     sizes.sort();
     assert_eq!(sizes, [20, 20, 20]);
-    // 60 draws over 3 equal clusters with C = 2: exactly 20 draws each.
+    // 200 draws requested with C = 2 over 60 documents: the stream stops after C · N = 120 draws,
+    // every document drawn exactly twice, so each cluster of 20 documents gets exactly 40 draws.
+    assert_eq!(m["sampling"]["draws"], 120);
+    assert_eq!(m["sampling"]["stopped_early"], true);
+    assert_eq!(m["sampling"]["repetition_histogram"], serde_json::json!([{"count": 0, "documents": 0}, {"count": 2, "documents": 60}]));
     let clusters = &m["representation"][0]["groups"];
     for g in clusters.as_array().unwrap() {
-        assert_eq!(g["curated"]["count"], 20, "{g}");
+        assert_eq!(g["curated"]["count"], 40, "{g}");
     }
 }
 

@@ -26,6 +26,9 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("drawing a chart failed ({e})"))
 }
 
+/// The tallest chart, in pixels at a width of 760: it still fits one A4 page at full text width.
+const MAX_HEIGHT: usize = 980;
+
 /// Grey for the raw corpus, blue for the curated stream, orange for the random baseline.
 pub const SERIES_COLORS: [RGBColor; 3] = [RGBColor(150, 150, 150), RGBColor(31, 119, 180), RGBColor(230, 126, 34)];
 
@@ -40,7 +43,8 @@ pub struct Series<'a> {
 pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &[Series], reference: Option<&[f64]>) -> Result<String> {
     register_font();
     let rows = categories.len().max(1);
-    let height = (90 + rows * (10 * series.len() + 8)).clamp(220, 1400) as u32;
+    let height = (90 + rows * (10 * series.len() + 8)).clamp(220, MAX_HEIGHT) as u32;
+    let label_size = if (height as usize - 90) / rows < 16 { 10 } else { 13 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
@@ -105,7 +109,7 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
             .map_err(chart_error)?;
 
         // Category names in the left margin, level with their bars.
-        let style = TextStyle::from((FAMILY, 13).into_font()).pos(plotters::style::text_anchor::Pos::new(
+        let style = TextStyle::from((FAMILY, label_size).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Right,
             plotters::style::text_anchor::VPos::Center,
         ));
@@ -168,7 +172,8 @@ pub fn repetition_histogram(title: &str, histogram: &[(u32, u64)], clip: u32) ->
 /// A heat map of row shares: each row (group) sums to 1 over the columns (clusters).
 pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]) -> Result<String> {
     register_font();
-    let height = (110 + rows.len() * 22).clamp(200, 1400) as u32;
+    let height = (110 + rows.len() * 22).clamp(200, MAX_HEIGHT) as u32;
+    let label_size = if (height as usize - 110) / rows.len().max(1) < 16 { 10 } else { 12 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
@@ -206,7 +211,7 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
                 }))
                 .map_err(chart_error)?;
         }
-        let style = TextStyle::from((FAMILY, 12).into_font()).pos(plotters::style::text_anchor::Pos::new(
+        let style = TextStyle::from((FAMILY, label_size).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Right,
             plotters::style::text_anchor::VPos::Center,
         ));
