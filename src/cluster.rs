@@ -69,7 +69,7 @@ pub struct Clustering {
     pub centroids: Vec<f64>,
     pub sizes: Vec<u64>,
     pub empty_clusters: Vec<u32>,
-    /// k · Σ nᵢ² / N²: 1 for equal sizes, k when one cluster holds everything.
+    /// k · Σ nᵢ² / N²: 1 for equal sizes, k when one cluster contains every document.
     pub imbalance_factor: f64,
     /// Mean cosine distance to the assigned centroid (cosine), or mean squared distance (l2).
     pub objective: f64,

@@ -13,9 +13,6 @@ use crate::error::{Error, Result};
 use crate::gate::CheckSpec;
 use crate::sample::ExhaustionPolicy;
 
-/// The shipped real example, embedded so `clipaudit run` works with no argument.
-pub const DEFAULT_CONFIG_PATH: &str = "fixtures/parlspeech/audit.toml";
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -239,7 +236,7 @@ pub enum Metric {
     L2,
 }
 
-/// How k-means picks its first centroids.
+/// The k-means initialisation method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Init {
     #[serde(rename = "kmeans++")]

@@ -199,7 +199,7 @@ pub struct EmbeddingProvenance {
     pub tool: String,
 }
 
-/// The path of the provenance sidecar of embedding file `path`.
+/// Returns the path of the provenance file that belongs beside embedding file `path`.
 pub fn provenance_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".json");
@@ -325,7 +325,8 @@ pub fn align_embeddings(corpus: &Corpus, embeddings: &Embeddings, path: &Path) -
     Ok(())
 }
 
-/// A long-form annotation table: one row per rating.
+/// Loads and hashes an annotation table: long form (`item`, `rater`, `label`, one row per
+/// rating) or wide form (item column, then one column per rater).
 pub fn load_annotations(path: &Path, wide: bool) -> Result<(crate::metrics::agreement::RatingMatrix, InputFile)> {
     let (bytes, info) = read_hashed(path, "annotations")?;
     let df = parse_table(path, bytes)?;

@@ -1,6 +1,6 @@
 //! Sentence-BERT embeddings with candle.
 //!
-//! A sentence-transformers model directory holds `config.json` (the BERT configuration),
+//! A sentence-transformers model directory contains `config.json` (the BERT configuration),
 //! `model.safetensors`, `tokenizer.json`, `1_Pooling/config.json` (mean, CLS or max pooling),
 //! `sentence_bert_config.json` (`max_seq_length`) and `modules.json` (whether a `Normalize`
 //! module follows the pooling). Texts are tokenized with truncation to `max_seq_length`, sorted by
@@ -19,7 +19,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 use crate::dataset::{hex, InputFile};
 use crate::error::{Error, Result};
 
-/// How token vectors are pooled into one sentence vector.
+/// The pooling of token vectors into one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
     Mean,
@@ -143,7 +143,7 @@ impl Model {
         })
     }
 
-    /// The model files' SHA-256 by file name relative to the model directory.
+    /// Returns the model files' SHA-256 by file name relative to the model directory.
     pub fn file_hashes(&self, dir: &Path) -> BTreeMap<String, String> {
         self.files
             .iter()

@@ -2,7 +2,7 @@
 //!
 //! A user error (bad input, bad configuration, a file that cannot be read) is kept apart from an
 //! internal error (a fault in clipaudit or in a library it calls). Both end the process with exit
-//! status 2, but only an internal error asks the user to report it.
+//! status 2, but only the message of an internal error requests a report.
 
 use std::fmt;
 use std::path::Path;
@@ -10,8 +10,8 @@ use std::path::Path;
 /// The error type of every fallible clipaudit operation.
 #[derive(Debug)]
 pub enum Error {
-    /// Invalid input: the message names the file, row or key and what is wrong; the hint says
-    /// what to do.
+    /// Invalid input: the message names the file, row or key and what is wrong, and the hint gives
+    /// the fix.
     Input { message: String, hint: Option<String> },
     /// A fault that the user cannot fix by changing the input.
     Internal { message: String },

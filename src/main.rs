@@ -95,7 +95,7 @@ enum Command {
         /// Seed of the random stream.
         #[arg(long)]
         seed: u64,
-        /// What happens when every cluster is exhausted before T draws.
+        /// Exhaustion policy: the action when every cluster is exhausted before T draws.
         #[arg(long, default_value = "stop")]
         policy: ExhaustionPolicy,
         /// Output Parquet file (columns step, id, cluster).
@@ -138,7 +138,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
-/// A spinner on stderr when it is a terminal and output is not quiet.
+/// Returns a spinner on stderr when it is a terminal and output is not quiet.
 fn spinner(quiet: bool) -> ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return ProgressBar::hidden();
@@ -149,7 +149,7 @@ fn spinner(quiet: bool) -> ProgressBar {
     bar
 }
 
-/// A documents-per-second progress bar on stderr when it is a terminal.
+/// Returns a documents-per-second progress bar on stderr when it is a terminal.
 fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return ProgressBar::hidden();

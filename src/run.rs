@@ -35,7 +35,7 @@ pub const EMBEDDED_EXAMPLE: &[(&str, &[u8])] = &[
 /// Bootstrap replicates behind every bias-delta interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 
-/// What `run` was asked to do.
+/// Options of one `run`.
 pub struct RunOptions {
     /// The config file; `None` runs the embedded example.
     pub config: Option<PathBuf>,
@@ -47,7 +47,7 @@ pub struct RunOptions {
     pub progress: Box<dyn Fn(&str)>,
 }
 
-/// What `run` produced.
+/// Result of one `run`.
 #[derive(Debug)]
 pub struct RunOutcome {
     pub bundle: PathBuf,
@@ -151,7 +151,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
             .signing
             .as_ref()
             .and_then(|s| s.key_env.as_ref())
-            .and_then(|var| std::env::var_os(var))
+            .and_then(std::env::var_os)
             .map(PathBuf::from)
     });
     let ephemeral_key = key_path.is_none();
@@ -235,7 +235,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome { bundle: bundle_path, gate, ephemeral_key })
 }
 
-/// A temporary folder beside `out`, so the final rename stays on one file system.
+/// Creates a temporary folder beside `out`, so the final rename stays on one file system.
 fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -298,7 +298,7 @@ fn input_entry(file: &InputFile, base: &Path) -> FileEntry {
     }
 }
 
-/// Every file of the bundle so far with its role, sorted by path.
+/// Lists every file of the bundle so far with its role, sorted by path.
 fn output_files(dir: &Path, charts: &BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
     let mut files = vec![
         ("allowed_signers".to_string(), "public key, OpenSSH allowed signers".to_string()),
@@ -412,7 +412,10 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, progress: &dyn Fn(&str)) -> Res
     Ok((embeddings, model.files.clone(), provenance))
 }
 
-fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: &Stream, baseline: &Stream) -> Result<Vec<(Representation, Option<Vec<Vec<u64>>>)>> {
+/// One attribute's representation with its group × cluster table (none for clusters themselves).
+type AttributeMeasures = (Representation, Option<Vec<Vec<u64>>>);
+
+fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: &Stream, baseline: &Stream) -> Result<Vec<AttributeMeasures>> {
     let seed = audit.raw.sampling.seed;
     // Empty clusters are reported with the clustering; the uniform reference covers the others.
     let cluster_values: Vec<String> = clustering.labels.iter().map(|c| format!("{c:>width$}", width = clustering.params.k.to_string().len())).collect();
@@ -519,7 +522,7 @@ fn build_metrics(
     clip: &ClipParams,
     stream: &Stream,
     baseline: &Stream,
-    representations: &[(Representation, Option<Vec<Vec<u64>>>)],
+    representations: &[AttributeMeasures],
     agreement: Option<Value>,
 ) -> Value {
     let counts = stream.appearance_counts();

@@ -53,7 +53,7 @@ pub struct Environment {
 pub struct ConfigEntry {
     pub path: String,
     pub sha256: String,
-    /// The configuration as parsed, so the manifest alone tells what was asked for.
+    /// The configuration as parsed, so the manifest alone records the request.
     pub content: Value,
 }
 
@@ -120,7 +120,7 @@ pub fn output_entry(dir: &Path, relative: &str, role: &str) -> Result<FileEntry>
     })
 }
 
-/// The media type of a bundle file by its extension.
+/// Returns the media type of a bundle file by its extension.
 pub fn media_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("json") => "application/json",

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::cluster::Clustering;
-use crate::config::{Audit, Reference, REPORT_NOTE_KEYS};
+use crate::config::{Audit, REPORT_NOTE_KEYS};
 use crate::error::{Error, Result};
 use crate::evidence::manifest::Manifest;
 use crate::sample::Stream;
@@ -417,13 +417,4 @@ fn view_model(c: &Context) -> Value {
         "parameters": parameters,
         "conventions": conventions,
     })
-}
-
-/// Describes a reference distribution in words, for messages.
-pub fn describe_reference(reference: &Reference) -> String {
-    match reference {
-        Reference::Uniform => "uniform".into(),
-        Reference::Corpus => "corpus".into(),
-        Reference::Shares(s) => format!("{} declared shares", s.len()),
-    }
 }
