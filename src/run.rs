@@ -76,6 +76,38 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let audit = Audit::load(&config_path)?;
     let base = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
 
+    // Keys: an explicit key, the config's key, or an ephemeral one. A bad key fails before any work.
+    let key_path = options.key.clone().or_else(|| audit.signing_key.clone()).or_else(|| {
+        audit
+            .raw
+            .signing
+            .as_ref()
+            .and_then(|s| s.key_env.as_ref())
+            .and_then(std::env::var_os)
+            .map(PathBuf::from)
+    });
+    let ephemeral_key = key_path.is_none();
+    let signing_key = match &key_path {
+        Some(path) => signing::load_signing_key(path)?,
+        None => signing::generate_signing_key()?,
+    };
+    // The principal: [signing].principal, else the one `keygen` wrote into signer.pub beside the key.
+    let principal_from_keygen = key_path.as_ref().and_then(|path| {
+        let public = path.with_file_name(signing::OPENSSH_PUBLIC_KEY_FILE);
+        match signing::load_openssh_public_key(&public) {
+            Ok((key, Some(name))) if key == signing_key.verifying_key() => Some(name),
+            _ => None,
+        }
+    });
+    let principal = audit
+        .raw
+        .signing
+        .as_ref()
+        .and_then(|s| s.principal.clone())
+        .or(principal_from_keygen)
+        .unwrap_or_else(|| if ephemeral_key { "ephemeral".to_string() } else { signing::DEFAULT_PRINCIPAL.to_string() });
+    signing::validate_principal(&principal).map_err(|e| Error::from(e).context(format!("{}: signing.principal", audit.path.display())))?;
+
     // Prepare the target first, so a bad --out fails before any work.
     let staging = staging_dir(&options.out)?;
     let dir = staging.path();
@@ -144,28 +176,6 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     write(dir, "metrics.json", &to_json_bytes(&metrics)?)?;
     write(dir, "config.toml", &audit.source)?;
 
-    // Keys: an explicit key, the config's key, or an ephemeral one.
-    let key_path = options.key.clone().or_else(|| audit.signing_key.clone()).or_else(|| {
-        audit
-            .raw
-            .signing
-            .as_ref()
-            .and_then(|s| s.key_env.as_ref())
-            .and_then(std::env::var_os)
-            .map(PathBuf::from)
-    });
-    let ephemeral_key = key_path.is_none();
-    let signing_key = match &key_path {
-        Some(path) => signing::load_signing_key(path)?,
-        None => signing::generate_signing_key()?,
-    };
-    let principal = audit
-        .raw
-        .signing
-        .as_ref()
-        .and_then(|s| s.principal.clone())
-        .unwrap_or_else(|| if ephemeral_key { "ephemeral".to_string() } else { signing::DEFAULT_PRINCIPAL.to_string() });
-    signing::validate_principal(&principal).map_err(|e| Error::from(e).context(format!("{}: signing.principal", audit.path.display())))?;
     let verifying = signing_key.verifying_key();
     signing::write_public_key_files(dir, &verifying, &principal)?;
 

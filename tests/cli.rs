@@ -253,6 +253,19 @@ fn same_inputs_and_key_give_identical_bundles() {
     // A real key: the report does not carry the ephemeral warning.
     let body = tool("pdftotext", &["report.pdf", "-"], &dir.path().join("a"), None);
     assert!(!String::from_utf8_lossy(&body.stdout).contains("not valid as evidence"));
+
+    // The principal given to keygen signs the bundle, and the keygen's own allowed_signers
+    // file verifies it.
+    let allowed = std::fs::read_to_string(dir.path().join("a/allowed_signers")).unwrap();
+    assert!(allowed.starts_with("auditor@example.org "), "{allowed}");
+    let bundle = dir.path().join("a");
+    let out = tool(
+        "ssh-keygen",
+        &["-Y", "verify", "-f", "../keys/allowed_signers", "-I", "auditor@example.org", "-n", "clipaudit-report", "-s", "report.pdf.sshsig"],
+        &bundle,
+        Some(&bundle.join("report.pdf")),
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
