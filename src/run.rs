@@ -459,6 +459,33 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
         let table = representation::contingency(&codes, names.len(), &clustering.labels, clustering.params.k);
         out.push((rep, Some(table)));
     }
+
+    // Intersections of two attributes, measured against the raw corpus's own shares so the ratio
+    // shows how curation moved each combination.
+    for (i, first) in audit.groups.iter().enumerate() {
+        for second in &audit.groups[i + 1..] {
+            let values: Vec<String> = corpus.groups[&first.attribute]
+                .iter()
+                .zip(&corpus.groups[&second.attribute])
+                .map(|(a, b)| format!("{a} × {b}"))
+                .collect();
+            let (names, codes) = representation::encode(&values);
+            let spec = GroupSpec {
+                attribute: format!("{} × {}", first.attribute, second.attribute),
+                reference: Reference::Corpus,
+                min_share: first.min_share.max(second.min_share),
+                min_count: first.min_count.max(second.min_count),
+                special_category: first.special_category || second.special_category,
+            };
+            let rep = representation::measure(
+                &spec,
+                &Populations { names: &names, raw: &codes, curated: &stream.indices, baseline: &baseline.indices },
+                BOOTSTRAP_RESAMPLES,
+                seed,
+            )?;
+            out.push((rep, None));
+        }
+    }
     Ok(out)
 }
 
@@ -562,6 +589,9 @@ fn build_metrics(
             "js": "Jensen-Shannon distance: the square root of the divergence, natural log, in [0, sqrt(ln 2)]",
             "total_variation": "half the sum of absolute share differences",
             "normalized_entropy": "H(P) / ln K, K the number of groups with a positive reference share",
+            "theil": "Theil T and L of the representation ratios p_i / r_i weighted by the reference shares r_i; T equals KL(P || R) and L equals KL(R || P)",
+            "chi_square": "Pearson's goodness of fit of the counts to the reference, df = groups with a positive reference share - 1; the curated stream counts repeated draws, which are not independent, so its p-value is descriptive only",
+            "intersections": "every pair of group attributes is also measured as one attribute whose groups are the value pairs, against the raw corpus's own shares",
             "representation_ratio": "share / reference share",
             "indeterminate": "a group under the minimum cell count or the minimum share is indeterminate, neither passed nor failed",
             "curated_counts": "the curated stream is counted with repeats",

@@ -122,7 +122,7 @@ fn default_run_writes_complete_bundle() {
     // Agreement on the Fleiss 1971 table: 0.4302445 as quoted in statsmodels' test_inter_rater.py.
     assert!((m["agreement"]["fleiss"]["value"].as_f64().unwrap() - 0.4302445).abs() < 5e-8);
     let attributes: Vec<&str> = m["representation"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
-    assert_eq!(attributes, ["cluster", "language", "party"]);
+    assert_eq!(attributes, ["cluster", "language", "party", "language × party"]);
 }
 
 #[test]

@@ -72,6 +72,24 @@ pub struct Summary {
     pub normalized_entropy: f64,
     pub gini_simpson: f64,
     pub min_share: f64,
+    /// Pearson's chi-square goodness of fit of the counts to the reference; infinite when a group
+    /// with reference share 0 has a positive count.
+    #[serde(serialize_with = "serialize_extended")]
+    pub chi_square: f64,
+    /// Degrees of freedom: groups with a positive reference share, minus one.
+    pub chi_square_df: u64,
+    /// Upper-tail probability of `chi_square` under the χ² distribution with `chi_square_df`
+    /// degrees of freedom: 0 when `chi_square` is infinite, NaN (null) with no degree of freedom.
+    #[serde(serialize_with = "serialize_extended")]
+    pub chi_square_p: f64,
+    /// Theil T of the representation ratios ρᵢ = pᵢ / rᵢ weighted by the reference:
+    /// Σ rᵢ ρᵢ ln ρᵢ, which equals KL(P ‖ R).
+    #[serde(serialize_with = "serialize_extended")]
+    pub theil_t: f64,
+    /// Theil L (mean log deviation) of the same ratios: Σ rᵢ ln(1 / ρᵢ), which equals KL(R ‖ P);
+    /// infinite when a group with a positive reference share is absent.
+    #[serde(serialize_with = "serialize_extended")]
+    pub theil_l: f64,
 }
 
 impl Summary {
@@ -161,6 +179,7 @@ pub fn summarize(counts: &[u64], reference: &[f64]) -> Summary {
     let p: Vec<f64> = counts.iter().map(|&c| if total == 0 { 0.0 } else { c as f64 / total as f64 }).collect();
     let support = reference.iter().filter(|&&r| r > 0.0).count();
     let entropy: f64 = -p.iter().filter(|&&x| x > 0.0).map(|&x| x * x.ln()).sum::<f64>();
+    let (chi_square, df) = pearson_chi_square(counts, reference);
     Summary {
         total,
         kl_divergence: kl_divergence(&p, reference),
@@ -175,7 +194,116 @@ pub fn summarize(counts: &[u64], reference: &[f64]) -> Summary {
             .map(|(&x, _)| x)
             .fold(f64::INFINITY, f64::min)
             .min(1.0),
+        chi_square,
+        chi_square_df: df,
+        chi_square_p: match (chi_square.is_infinite(), df) {
+            (true, _) => 0.0,
+            (false, 0) => f64::NAN,
+            (false, df) => chi_square_survival(chi_square, df as f64),
+        },
+        theil_t: kl_divergence(&p, reference),
+        theil_l: kl_divergence(reference, &p),
     }
+}
+
+/// Pearson's χ² statistic of `counts` against `reference` shares, with its degrees of freedom.
+fn pearson_chi_square(counts: &[u64], reference: &[f64]) -> (f64, u64) {
+    let total: u64 = counts.iter().sum();
+    let mut statistic = 0.0;
+    for (&observed, &share) in counts.iter().zip(reference) {
+        let expected = share * total as f64;
+        if expected > 0.0 {
+            statistic += (observed as f64 - expected).powi(2) / expected;
+        } else if observed > 0 {
+            statistic = f64::INFINITY;
+        }
+    }
+    let df = reference.iter().filter(|&&r| r > 0.0).count().saturating_sub(1) as u64;
+    (statistic, df)
+}
+
+/// P(X ≥ x) for X ~ χ²(k): the regularised upper incomplete gamma function Q(k/2, x/2).
+pub fn chi_square_survival(x: f64, k: f64) -> f64 {
+    if x.is_infinite() {
+        return 0.0;
+    }
+    if x <= 0.0 {
+        return 1.0;
+    }
+    upper_regularized_gamma(0.5 * k, 0.5 * x)
+}
+
+/// Q(a, x) = Γ(a, x) / Γ(a), by the power series of P(a, x) for x < a + 1 and by Lentz's
+/// continued fraction otherwise (both as in Press et al., Numerical Recipes, 3rd ed., 6.2),
+/// to a relative precision of about 1e-15.
+fn upper_regularized_gamma(a: f64, x: f64) -> f64 {
+    let log_prefactor = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        // P(a, x) = e^{-x} x^a / Γ(a) · Σ xⁿ / (a (a+1) … (a+n)).
+        let (mut term, mut sum, mut denominator) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..10_000 {
+            denominator += 1.0;
+            term *= x / denominator;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-16 {
+                break;
+            }
+        }
+        return (1.0 - sum * log_prefactor.exp()).max(0.0);
+    }
+    // Q(a, x) = e^{-x} x^a / Γ(a) · 1 / (x + 1 − a − 1·(1−a) / (x + 3 − a − 2·(2−a) / (x + 5 − a − …))).
+    let tiny = 1e-300;
+    let mut b = x + 1.0 - a;
+    let mut c = 1.0 / tiny;
+    let mut d = 1.0 / b;
+    let mut h = d;
+    for i in 1..10_000 {
+        let an = -(i as f64) * (i as f64 - a);
+        b += 2.0;
+        d = an * d + b;
+        if d.abs() < tiny {
+            d = tiny;
+        }
+        c = b + an / c;
+        if c.abs() < tiny {
+            c = tiny;
+        }
+        d = 1.0 / d;
+        let step = d * c;
+        h *= step;
+        if (step - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    (log_prefactor.exp() * h).clamp(0.0, 1.0)
+}
+
+/// ln Γ(z) for z > 0 by the Lanczos approximation (g = 7, 9 coefficients), accurate to about
+/// 1e-15 relative.
+fn ln_gamma(z: f64) -> f64 {
+    const G: f64 = 7.0;
+    const COEFFICIENTS: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if z < 0.5 {
+        // Reflection: Γ(z) Γ(1 − z) = π / sin(πz).
+        return (std::f64::consts::PI / (std::f64::consts::PI * z).sin()).ln() - ln_gamma(1.0 - z);
+    }
+    let z = z - 1.0;
+    let mut sum = COEFFICIENTS[0];
+    for (i, &c) in COEFFICIENTS.iter().enumerate().skip(1) {
+        sum += c / (z + i as f64);
+    }
+    let t = z + G + 0.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (z + 0.5) * t.ln() - t + sum.ln()
 }
 
 /// KL(p ‖ q) in nats: terms with pᵢ = 0 contribute 0, and pᵢ > 0 with qᵢ = 0 makes it infinite.
@@ -398,6 +526,36 @@ mod tests {
         assert!(close(s.min_share, 0.25));
         let h = -(0.75f64 * 0.75f64.ln() + 0.25 * 0.25f64.ln());
         assert!(close(s.normalized_entropy, h / 2f64.ln()));
+    }
+
+    #[test]
+    fn chi_square_survival_known_values() {
+        // With 2 degrees of freedom the survival function is exactly e^{-x/2}.
+        for x in [0.5, 3.0, 10.0, 40.0] {
+            assert!((chi_square_survival(x, 2.0) - (-x / 2.0f64).exp()).abs() < 1e-14, "x = {x}");
+        }
+        // The 95 % critical values of χ²(1) and χ²(4), from standard tables (e.g. NIST/SEMATECH
+        // e-Handbook of Statistical Methods, 1.3.6.7.4): 3.841459 and 9.487729.
+        assert!((chi_square_survival(3.841_458_820_694_124, 1.0) - 0.05).abs() < 1e-12);
+        assert!((chi_square_survival(9.487_729_036_781_154, 4.0) - 0.05).abs() < 1e-12);
+        // The 1 % critical value of χ²(30): 50.892181.
+        assert!((chi_square_survival(50.892_181_229_448_3, 30.0) - 0.01).abs() < 1e-9);
+        assert_eq!(chi_square_survival(f64::INFINITY, 3.0), 0.0);
+        assert_eq!(chi_square_survival(0.0, 3.0), 1.0);
+    }
+
+    #[test]
+    fn chi_square_and_theil_by_hand() {
+        // Counts 30 / 10 against ½ / ½: expected 20 each, χ² = (100 + 100) / 20 = 10 with 1 df.
+        let s = summarize(&[30, 10], &[0.5, 0.5]);
+        assert!(close(s.chi_square, 10.0));
+        assert_eq!(s.chi_square_df, 1);
+        assert!(close(s.theil_t, s.kl_divergence));
+        assert!(close(s.theil_l, kl_divergence(&[0.5, 0.5], &[0.75, 0.25])));
+        // A group the reference excludes makes χ² infinite and its p-value 0.
+        let s = summarize(&[5, 5], &[1.0, 0.0]);
+        assert_eq!(s.chi_square, f64::INFINITY);
+        assert_eq!(s.chi_square_p, 0.0);
     }
 
     #[test]

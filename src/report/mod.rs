@@ -74,7 +74,7 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
 
 /// A file-name-safe form of an attribute name.
 fn file_stem(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect()
+    name.replace(" × ", "_x_").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
 /// Fixed-point with `digits` decimals; "∞" for infinity and "—" for an undefined value.
@@ -221,21 +221,31 @@ fn view_model(c: &Context) -> Value {
             Value::String(s) if s == "corpus" => "the raw corpus's own shares".to_string(),
             other => format!("declared shares {}", other.get("shares").unwrap_or(other)),
         };
+        // One gap line per attribute and population, listing the indeterminate groups with counts.
+        for population in ["raw", "curated"] {
+            let small: Vec<String> = t["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|g| g[population]["status"] == "indeterminate")
+                .map(|g| format!("{} ({})", g["group"].as_str().unwrap_or(""), fmt(&g[population]["count"], 0)))
+                .collect();
+            if !small.is_empty() {
+                gaps.push(format!(
+                    "Attribute \"{attribute}\", {population}: {} group(s) under the minimum cell count {} or minimum share {} are indeterminate: {}.",
+                    small.len(),
+                    fmt(&t["min_count"], 0),
+                    fmt(&t["min_share"], 4),
+                    small.join(", ")
+                ));
+            }
+        }
         let rows: Vec<Value> = t["groups"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|g| {
                 let status = format!("{} / {}", g["raw"]["status"].as_str().unwrap_or(""), g["curated"]["status"].as_str().unwrap_or(""));
-                for population in ["raw", "curated"] {
-                    if g[population]["status"] == "indeterminate" {
-                        gaps.push(format!(
-                            "Attribute \"{attribute}\", group \"{}\" ({population}): {}.",
-                            g["group"].as_str().unwrap_or(""),
-                            g[population]["reason"].as_str().unwrap_or("indeterminate")
-                        ));
-                    }
-                }
                 json!([g["group"], fmt(&g["reference_share"], 4), fmt(&g["raw"]["count"], 0), fmt(&g["raw"]["share"], 4), fmt(&g["curated"]["count"], 0), fmt(&g["curated"]["share"], 4), fmt(&g["curated"]["representation_ratio"], 3), fmt(&g["baseline"]["share"], 4), status])
             })
             .collect();
@@ -246,12 +256,29 @@ fn view_model(c: &Context) -> Value {
             ("normalised entropy H/ln K", "normalized_entropy"),
             ("Gini–Simpson index", "gini_simpson"),
             ("minimum share", "min_share"),
+            ("Theil T = KL(P ‖ R)", "theil_t"),
+            ("Theil L = KL(R ‖ P)", "theil_l"),
+            ("Pearson χ² against the reference", "chi_square"),
+            ("χ² degrees of freedom", "chi_square_df"),
+            ("χ² p-value (upper tail)", "chi_square_p"),
         ]
         .iter()
-        .map(|(label, key)| json!([label, fmt(&t["summary"]["raw"][key], 4), fmt(&t["summary"]["curated"][key], 4), fmt(&t["summary"]["baseline"][key], 4)]))
+        .map(|(label, key)| {
+            let digits = if *key == "chi_square_df" { 0 } else { 4 };
+            let cell = |population: &str| {
+                let value = &t["summary"][population][key];
+                // p-values span many orders of magnitude, so small ones keep their exponent.
+                match value.as_f64() {
+                    Some(p) if *key == "chi_square_p" && p > 0.0 && p < 1e-4 => format!("{p:.2e}"),
+                    _ => fmt(value, digits),
+                }
+            };
+            json!([label, cell("raw"), cell("curated"), cell("baseline")])
+        })
         .collect();
         let chart = if attribute == "cluster" { "charts/cluster_shares.svg".to_string() } else { format!("charts/representation_{}.svg", file_stem(attribute)) };
-        let heatmap = if attribute == "cluster" { Value::Null } else { json!(format!("charts/heatmap_{}_cluster.svg", file_stem(attribute))) };
+        let has_table = m["contingency"].as_array().into_iter().flatten().any(|c| c["attribute"] == attribute);
+        let heatmap = if has_table { json!(format!("charts/heatmap_{}_cluster.svg", file_stem(attribute))) } else { Value::Null };
         representation.push(json!({
             "attribute": attribute,
             "reference": reference,
@@ -321,7 +348,7 @@ fn view_model(c: &Context) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|t| t["attribute"] != "cluster")
+        .filter(|t| t["attribute"] != "cluster" && !t["attribute"].as_str().unwrap_or("").contains(" × "))
         .flat_map(|t| t["groups"].as_array().cloned().unwrap_or_default().into_iter().map(move |g| (t["attribute"].clone(), g)))
         .filter(|(_, g)| g["raw"]["share"].as_f64().is_some_and(|s| s < 0.005))
         .count();
