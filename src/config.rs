@@ -405,7 +405,7 @@ impl Audit {
         }
 
         for (i, check) in raw.gate.check.iter().enumerate() {
-            check.validate().map_err(|e| e.context(format!("{}: gate.check[{i}]", path.display())))?;
+            check.validate().map_err(|e| e.context(format!("{}: [[gate.check]] number {}", path.display(), i + 1)))?;
         }
 
         let signing_key = raw.signing.as_ref().and_then(|s| s.key.as_ref()).map(|k| base.join(k));

@@ -352,7 +352,18 @@ pub fn load_annotations(path: &Path, wide: bool) -> Result<(crate::metrics::agre
     } else {
         let items = string_column(&df, "item", path, "the annotation table")?;
         let raters = string_column(&df, "rater", path, "the annotation table")?;
-        let labels = string_column(&df, "label", path, "the annotation table")?;
+        let labels: Vec<String> = optional_string_column(&df, "label", path)?
+            .into_iter()
+            .enumerate()
+            .map(|(row, label)| {
+                label.ok_or_else(|| {
+                    Error::input_hint(
+                        format!("{}: row {row}: column `label` is empty", path.display()),
+                        "in the long layout a missing rating is a missing row; delete the row",
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
         crate::metrics::agreement::RatingMatrix::from_long(
             items.iter().zip(&raters).zip(&labels).map(|((i, r), l)| (i.as_str(), r.as_str(), l.as_str())),
         )
@@ -361,8 +372,12 @@ pub fn load_annotations(path: &Path, wide: bool) -> Result<(crate::metrics::agre
     Ok((matrix, info))
 }
 
+/// Reads column `name` as labels: text, integers or decimals written as text; empty cells are
+/// `None`.
 fn optional_string_column(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Option<String>>> {
-    let column = df.column(name)?;
+    let column = df.column(name).map_err(|_| {
+        Error::input_hint(format!("{}: missing column `{name}`", path.display()), "the long layout has columns item, rater, label")
+    })?;
     let as_text = column.cast(&DataType::String).map_err(|_| {
         Error::input(format!("{}: column `{name}` of type {} cannot be read as labels", path.display(), column.dtype()))
     })?;

@@ -174,9 +174,9 @@ pub fn evaluate(checks: &[CheckSpec], metrics: &Value) -> Result<GateReport> {
             };
             let verdict = match (failing, check.severity.as_str()) {
                 (Some(false), _) => "pass",
-                (_, "warning") => "warning",
-                (Some(true), _) => "fail",
                 (None, _) => "indeterminate",
+                (Some(true), "warning") => "warning",
+                (Some(true), _) => "fail",
             };
             results.push(CheckResult {
                 check: check.label(),
@@ -189,9 +189,10 @@ pub fn evaluate(checks: &[CheckSpec], metrics: &Value) -> Result<GateReport> {
             });
         }
     }
+    // Only checks of severity "error" decide the gate; an indeterminate warning is shown, not counted.
     let verdict = if results.iter().any(|r| r.verdict == "fail") {
         "fail"
-    } else if results.iter().any(|r| r.verdict == "indeterminate") {
+    } else if results.iter().any(|r| r.verdict == "indeterminate" && r.severity == "error") {
         "indeterminate"
     } else {
         "pass"
@@ -255,7 +256,13 @@ fn select(check: &CheckSpec, metrics: &Value) -> Result<Vec<Observation>> {
                 }
             }
             if !matched_attribute {
-                return Err(unmatched(&format!("attribute `{}`", check.attribute.as_deref().unwrap_or(""))));
+                let names: Vec<&str> = tables.iter().filter_map(|t| t["attribute"].as_str()).collect();
+                let wanted = check.attribute.as_deref().unwrap_or("");
+                let hint = match crate::config::closest(wanted, names.iter().copied()) {
+                    Some(c) => format!("did you mean `{c}`? attributes: {}", names.join(", ")),
+                    None => format!("attributes: {}", names.join(", ")),
+                };
+                return Err(unmatched(&format!("attribute `{wanted}`")).with_hint(hint));
             }
         }
         "kappa" => {
@@ -345,6 +352,14 @@ mod tests {
         let checks = vec![check("metric = \"kappa\"\nstatistic = \"fleiss\"\nmin = 0.8\nseverity = \"warning\"")];
         let report = evaluate(&checks, &metrics()).unwrap();
         assert_eq!(report.results[0].verdict, "warning");
+        assert_eq!(report.verdict, "pass");
+    }
+
+    #[test]
+    fn gate_indeterminate_warning_does_not_decide() {
+        let checks = vec![check("metric = \"group_share\"\nattribute = \"language\"\npopulation = \"raw\"\nmin = 0.1\nseverity = \"warning\"")];
+        let report = evaluate(&checks, &metrics()).unwrap();
+        assert_eq!(report.results[1].verdict, "indeterminate");
         assert_eq!(report.verdict, "pass");
     }
 

@@ -165,7 +165,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
 
     // Metrics, then the gate over them.
     let mut metrics = build_metrics(&audit, &corpus, &embeddings, &provenance, &clustering, &clip, &stream, &baseline, &representations, agreement);
-    let gate = gate::evaluate(&audit.raw.gate.check, &metrics)?;
+    let gate = gate::evaluate(&audit.raw.gate.check, &metrics).map_err(|e| e.context(audit.path.display()))?;
     metrics["gate"] = serde_json::to_value(&gate).map_err(|e| Error::internal(e.to_string()))?;
 
     (options.progress)("drawing charts");

@@ -565,20 +565,37 @@ pub fn cohen_kappa(
         ));
     }
 
-    let k = matrix.categories.len();
-    let mut table = vec![vec![0.0; k]; k];
-    let mut common_items = 0usize;
-    for row in &matrix.ratings {
-        if let (Some(a), Some(b)) = (row[rater_a], row[rater_b]) {
-            table[a][b] += 1.0;
-            common_items += 1;
-        }
-    }
-    if common_items == 0 {
+    let pairs: Vec<(usize, usize)> = matrix
+        .ratings
+        .iter()
+        .filter_map(|row| Some((row[rater_a]?, row[rater_b]?)))
+        .collect();
+    if pairs.is_empty() {
         return Statistic::undefined(format!(
             "raters '{}' and '{}' have no rated items in common",
             matrix.raters[rater_a], matrix.raters[rater_b]
         ));
+    }
+
+    // The table spans only the categories used in the paired ratings, in category order, as
+    // scikit-learn's cohen_kappa_score does by default. Weighted kappa scores categories by
+    // rank, so a label seen only in unpaired ratings would otherwise shift the weights.
+    let mut used = vec![false; matrix.categories.len()];
+    for &(a, b) in &pairs {
+        used[a] = true;
+        used[b] = true;
+    }
+    let mut rank = vec![usize::MAX; used.len()];
+    let mut k = 0;
+    for (category, &is_used) in used.iter().enumerate() {
+        if is_used {
+            rank[category] = k;
+            k += 1;
+        }
+    }
+    let mut table = vec![vec![0.0; k]; k];
+    for (a, b) in pairs {
+        table[rank[a]][rank[b]] += 1.0;
     }
     cohen_kappa_table(&table, weights)
 }
