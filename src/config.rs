@@ -132,6 +132,9 @@ pub struct AnnotationsSection {
     pub layout: String,
     /// The two raters for Cohen's kappa; the first two raters when absent.
     pub cohen_raters: Option<[String; 2]>,
+    /// Level of measurement of the labels: nominal, ordinal, interval or ratio.
+    #[serde(default = "default_level")]
+    pub level: String,
     pub description: Option<String>,
 }
 
@@ -206,6 +209,9 @@ fn default_min_share() -> f64 {
 }
 fn default_min_count() -> u64 {
     DEFAULT_MIN_COUNT
+}
+fn default_level() -> String {
+    "nominal".into()
 }
 fn default_layout() -> String {
     "long".into()
@@ -389,6 +395,10 @@ impl Audit {
                 if a.layout != "long" && a.layout != "wide" {
                     return Err(at("annotations.layout", format!("unknown layout `{}`", a.layout))
                         .with_hint("use \"long\" (columns item, rater, label) or \"wide\" (item, then one column per rater)"));
+                }
+                if !["nominal", "ordinal", "interval", "ratio"].contains(&a.level.as_str()) {
+                    return Err(at("annotations.level", format!("unknown level of measurement `{}`", a.level))
+                        .with_hint("use \"nominal\", \"ordinal\", \"interval\" or \"ratio\""));
                 }
                 Some(base.join(&a.file))
             }

@@ -210,6 +210,12 @@ fn execute(cli: Cli) -> Result<u8> {
             })
         }
         Command::Verify { bundle: dir, key, json } => {
+            if !dir.is_dir() {
+                return Err(Error::input_hint(
+                    format!("bundle folder {} not found", dir.display()),
+                    "pass the folder that `clipaudit run --out` wrote",
+                ));
+            }
             let (verifying, own_key) = match &key {
                 Some(path) => (signing::load_verifying_key_pem(path)?, false),
                 None => {
@@ -221,6 +227,13 @@ fn execute(cli: Cli) -> Result<u8> {
                 eprintln!("warning: no --key given; checking against the bundle's own signer.pub.pem, which proves integrity but not who signed");
             }
             let report = bundle::verify_bundle(&dir, &verifying, None);
+            let ephemeral = std::fs::read(dir.join("manifest.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some_and(|m| m["signer"]["ephemeral"] == true);
+            if ephemeral && !quiet {
+                eprintln!("warning: the manifest records an ephemeral signing key, so the signatures show integrity but not who produced the bundle");
+            }
             if json {
                 print_json(&report)?;
             }

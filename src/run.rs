@@ -15,7 +15,7 @@ use crate::cluster::{self, Clustering, KMeansParams};
 use crate::config::{Audit, GroupSpec, Reference};
 use crate::dataset::{self, Corpus, EmbeddingProvenance, Embeddings, InputFile};
 use crate::error::{Error, Result};
-use crate::evidence::manifest::{self, Clock, ConfigEntry, Environment, FileEntry, Manifest, Step, Tool};
+use crate::evidence::manifest::{self, Clock, ConfigEntry, Environment, FileEntry, Manifest, Signer, Step, Tool};
 use crate::evidence::{bundle, signing};
 use crate::gate::{self, GateReport};
 use crate::metrics::agreement::{self, Weights};
@@ -195,6 +195,12 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
             path: config_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             sha256: crate::embed::sha256_hex(&audit.source),
             content: serde_json::to_value(&audit.raw).map_err(|e| Error::internal(e.to_string()))?,
+        },
+        signer: Signer {
+            principal: principal.clone(),
+            key_id: signing::key_id(&verifying),
+            openssh_fingerprint: signing::openssh_fingerprint(&verifying),
+            ephemeral: ephemeral_key,
         },
         inputs: inputs.iter().map(|f| input_entry(f, &base)).collect(),
         model_files: provenance.model_files.clone(),
@@ -516,6 +522,7 @@ fn measure_agreement(audit: &Audit, path: &Path) -> Result<(Value, InputFile)> {
     value["cohen_linear"] = serde_json::to_value(agreement::cohen_kappa(&matrix, pair.0, pair.1, Weights::Linear)).map_err(|e| Error::internal(e.to_string()))?;
     value["cohen_quadratic"] = serde_json::to_value(agreement::cohen_kappa(&matrix, pair.0, pair.1, Weights::Quadratic)).map_err(|e| Error::internal(e.to_string()))?;
     value["cohen_raters"] = json!([raters[pair.0], raters[pair.1]]);
+    value["level"] = json!(section.level);
     value["source"] = json!(info.path.file_name().map(|n| n.to_string_lossy().into_owned()));
     if let Some(description) = &section.description {
         value["description"] = json!(description);
@@ -595,7 +602,7 @@ fn build_metrics(
             "representation_ratio": "share / reference share",
             "indeterminate": "a group under the minimum cell count or the minimum share is indeterminate, neither passed nor failed",
             "curated_counts": "the curated stream is counted with repeats",
-            "bootstrap": "percentile 95 % interval of the change, from replicates that redraw all three populations with replacement",
+            "bootstrap": "percentile 95 % interval of the change, from replicates that redraw all three populations with replacement; for min_share, an extreme statistic, the interval is unreliable when the smallest group has only a few documents and may not contain the estimate",
             "kappa_ci": "value +/- 1.959963984540054 x asymptotic standard error",
             "agreement_categories": "ordered numerically when every label is a number, else lexicographically",
         },

@@ -57,6 +57,17 @@ pub struct ConfigEntry {
     pub content: Value,
 }
 
+/// Who signs the bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signer {
+    pub principal: String,
+    /// Lowercase hex SHA-256 of the public key's SPKI DER.
+    pub key_id: String,
+    pub openssh_fingerprint: String,
+    /// True for a throwaway key made for this run: the signatures then show integrity, not origin.
+    pub ephemeral: bool,
+}
+
 /// The manifest as written to `manifest.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -66,6 +77,7 @@ pub struct Manifest {
     pub started_at: String,
     pub finished_at: String,
     pub config: ConfigEntry,
+    pub signer: Signer,
     pub inputs: Vec<FileEntry>,
     pub model_files: BTreeMap<String, String>,
     pub outputs: Vec<FileEntry>,

@@ -40,7 +40,7 @@ pub struct Series<'a> {
 }
 
 /// Horizontal grouped bars, one group of bars per category, with an optional reference mark.
-pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &[Series], reference: Option<&[f64]>) -> Result<String> {
+pub fn grouped_bars(title: &str, x_label: &str, category_label: &str, categories: &[String], series: &[Series], reference: Option<&[f64]>) -> Result<String> {
     register_font();
     let rows = categories.len().max(1);
     let height = (90 + rows * (10 * series.len() + 8)).clamp(220, MAX_HEIGHT) as u32;
@@ -49,7 +49,7 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
     {
         let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
-        let label_width = categories.iter().map(|c| c.chars().count()).max().unwrap_or(4).min(34) as u32 * 7 + 10;
+        let label_width = categories.iter().map(|c| c.chars().count()).chain([category_label.chars().count() + 2]).max().unwrap_or(4).min(34) as u32 * 7 + 10;
         let max = series
             .iter()
             .flat_map(|s| s.values.iter().copied())
@@ -57,7 +57,8 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max)
             .max(1e-9)
-            * 1.08;
+            // Headroom on the right keeps the legend clear of the longest bar.
+            * 1.4;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 18))
             .margin(10)
@@ -70,6 +71,7 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
+            .light_line_style(RGBColor(238, 238, 238))
             .x_desc(x_label)
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
@@ -101,7 +103,7 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FAMILY, 13))
@@ -113,6 +115,12 @@ pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], series: &
             plotters::style::text_anchor::HPos::Right,
             plotters::style::text_anchor::VPos::Center,
         ));
+        let (left, top) = chart.backend_coord(&(0.0, rows as f64));
+        let heading = TextStyle::from((FAMILY, 13).into_font().style(FontStyle::Bold)).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Bottom,
+        ));
+        root.draw(&Text::new(category_label.to_string(), (left - 6, top - 4), heading)).map_err(chart_error)?;
         for (i, name) in categories.iter().enumerate() {
             let (_, y) = chart.backend_coord(&(0.0, (rows - 1 - i) as f64 + 0.5));
             let (x, _) = chart.backend_coord(&(0.0, 0.0));
@@ -159,10 +167,12 @@ pub fn repetition_histogram(title: &str, histogram: &[(u32, u64)], clip: u32) ->
                 Rectangle::new([(x - 0.35, 0.0), (x + 0.35, docs as f64)], color.filled())
             }))
             .map_err(chart_error)?;
+        let above = TextStyle::from((FAMILY, 14).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Bottom,
+        ));
         chart
-            .draw_series(histogram.iter().map(|&(count, docs)| {
-                Text::new(docs.to_string(), (count as f64 - 0.1, docs as f64 + max_docs * 0.02), (FAMILY, 12))
-            }))
+            .draw_series(histogram.iter().map(|&(count, docs)| Text::new(docs.to_string(), (count as f64, docs as f64 + max_docs * 0.01), above.clone())))
             .map_err(chart_error)?;
         root.present().map_err(chart_error)?;
     }
@@ -191,23 +201,40 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
             .configure_mesh()
             .disable_mesh()
             .y_labels(0)
-            .x_labels(columns.min(40))
-            .x_label_formatter(&|v| format!("{}", v.floor() as i64))
-            .x_desc("cluster (share of each row's documents; darker is larger)")
+            .x_labels(0)
+            .x_desc("cluster")
             .label_style((FAMILY, 12))
             .axis_desc_style((FAMILY, 14))
             .draw()
             .map_err(chart_error)?;
+
+        // Cluster numbers at the centre of each column.
+        let below = TextStyle::from((FAMILY, 11).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ));
+        for c in 0..columns {
+            let (x, y) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+            root.draw(&Text::new(c.to_string(), (x, y + 4), below.clone())).map_err(chart_error)?;
+        }
+
+        // Colour scale in the top right corner.
+        let (right, top) = chart.backend_coord(&(columns as f64, rows.len() as f64));
+        let swatches = [0.0, 0.125, 0.25, 0.375, 0.5];
+        for (i, &share) in swatches.iter().enumerate() {
+            let x = right - (swatches.len() - i) as i32 * 54;
+            root.draw(&Rectangle::new([(x, top - 26), (x + 16, top - 14)], shade(share).filled())).map_err(chart_error)?;
+            root.draw(&Rectangle::new([(x, top - 26), (x + 16, top - 14)], BLACK.stroke_width(1))).map_err(chart_error)?;
+            let label = if share >= 0.5 { "≥0.5".to_string() } else { format!("{share}") };
+            root.draw(&Text::new(label, (x + 19, top - 26), (FAMILY, 11))).map_err(chart_error)?;
+        }
         for (r, row) in counts.iter().enumerate() {
             let total: u64 = row.iter().sum();
             let y = (rows.len() - 1 - r) as f64;
             chart
                 .draw_series(row.iter().enumerate().map(|(c, &n)| {
                     let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
-                    // White to dark blue; the scale saturates at a share of 0.5.
-                    let t = (share / 0.5).min(1.0);
-                    let color = RGBColor((255.0 - t * 224.0) as u8, (255.0 - t * 175.0) as u8, (255.0 - t * 100.0) as u8);
-                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], color.filled())
+                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], shade(share).filled())
                 }))
                 .map_err(chart_error)?;
         }
@@ -223,4 +250,10 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
+}
+
+/// White for a share of 0 to dark blue for 0.5 and above.
+fn shade(share: f64) -> RGBColor {
+    let t = (share / 0.5).clamp(0.0, 1.0);
+    RGBColor((255.0 - t * 224.0) as u8, (255.0 - t * 175.0) as u8, (255.0 - t * 100.0) as u8)
 }

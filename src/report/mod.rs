@@ -18,6 +18,9 @@ use crate::sample::Stream;
 
 const TEMPLATE: &str = include_str!("../../templates/report.typ");
 
+/// The field's usual floor for label agreement, shown beside each statistic.
+const KAPPA_FLOOR: f64 = 0.8;
+
 /// Everything the report is made from.
 pub struct Context<'a> {
     pub audit: &'a Audit,
@@ -54,7 +57,7 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
         } else {
             (format!("charts/representation_{}.svg", file_stem(attribute)), format!("Shares by {attribute}"))
         };
-        out.insert(name, charts::grouped_bars(&title, "share", &names, &series, Some(&reference))?);
+        out.insert(name, charts::grouped_bars(&title, "share", attribute, &names, &series, Some(&reference))?);
     }
     for table in metrics["contingency"].as_array().into_iter().flatten() {
         let attribute = table["attribute"].as_str().unwrap_or_default();
@@ -209,6 +212,11 @@ fn view_model(c: &Context) -> Value {
         json!(["random baseline", format!("{}, {} draws, largest count {}", s["baseline"]["sampler"].as_str().unwrap_or(""), fmt(&s["baseline"]["draws"], 0), fmt(&s["baseline"]["max_count"], 0))]),
     ];
     let sampling_text = "ClusterClip sampling draws a cluster uniformly among the clusters still active, then the next document of that cluster's current pass (a shuffled list of its documents drawn fewer than C times). A document drawn C times is clipped; a cluster whose documents are all clipped leaves the draw. The stream is the clusterclip-v1 definition: a ChaCha20 keystream keyed by SHA-256 of the seed and the sampler name, Lemire's bounded integers and Fisher–Yates shuffles, so any implementation of the definition reproduces it draw for draw. The random baseline (uniform-v1) draws the same number of documents as shuffled passes over the whole corpus.";
+    let sampling_text = if s["baseline"]["draws"] == m["corpus"]["documents"] {
+        format!("{sampling_text} Here the stream has exactly as many draws as the corpus has documents, so the baseline is one shuffled pass and its shares equal the raw corpus's.")
+    } else {
+        sampling_text.to_string()
+    };
     let exhausted: Vec<Value> = s["exhausted"].as_array().into_iter().flatten().map(|x| json!([fmt(&x["cluster"], 0), fmt(&x["documents"], 0), fmt(&x["step"], 0)])).collect();
 
     let mut representation = Vec::new();
@@ -309,7 +317,7 @@ fn view_model(c: &Context) -> Value {
             ("cohen", "Cohen's κ (unweighted)"),
             ("cohen_linear", "Cohen's κ (linear weights)"),
             ("cohen_quadratic", "Cohen's κ (quadratic weights)"),
-            ("fleiss", "Fleiss' κ"),
+            ("fleiss", "Fleiss' κ (SE under H0, so no CI)"),
             ("krippendorff_nominal", "Krippendorff's α (nominal)"),
             ("krippendorff_ordinal", "Krippendorff's α (ordinal)"),
             ("krippendorff_interval", "Krippendorff's α (interval)"),
@@ -321,20 +329,32 @@ fn view_model(c: &Context) -> Value {
             .filter(|(key, _)| !a[*key].is_null())
             .map(|(key, label)| {
                 let st = &a[*key];
+                // Krippendorff's alpha is reported at every level; the declared one is marked.
+                let label = match key.strip_prefix("krippendorff_") {
+                    Some(level) if Some(level) == a["level"].as_str() => format!("{label}, declared level"),
+                    Some(_) => format!("{label}, for comparison"),
+                    None => label.to_string(),
+                };
+                let label = label.as_str();
                 if st["status"] == "undefined" {
                     gaps.push(format!("{label} is undefined: {}.", st["reason"].as_str().unwrap_or("no reason given")));
                 }
                 let ci = if st["ci_low"].is_null() { "—".to_string() } else { format!("[{}, {}]", fmt(&st["ci_low"], 4), fmt(&st["ci_high"], 4)) };
-                let status = match st["reason"].as_str() {
+                let computed = match st["reason"].as_str() {
                     Some(reason) => format!("{}: {reason}", st["status"].as_str().unwrap_or("")),
-                    None => st["status"].as_str().unwrap_or("").to_string(),
+                    None => "yes".to_string(),
                 };
-                json!([label, fmt(&st["value"], 4), fmt(&st["se"], 4), ci, status])
+                let against = match st["value"].as_f64() {
+                    Some(v) if v >= KAPPA_FLOOR => "meets",
+                    Some(_) => "below",
+                    None => "—",
+                };
+                json!([label, fmt(&st["value"], 4), fmt(&st["se"], 4), ci, against, computed])
             })
             .collect();
         let pair = a["cohen_raters"].as_array().map(|p| p.iter().map(|r| r.as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join(" and ")).unwrap_or_default();
         let text = format!(
-            "{} {} items, {} raters, {} categories, from {}. Cohen's κ compares raters {pair}. Weighted κ and ordinal α use the categories' order. The 95 % interval is the value ± 1.96 asymptotic standard errors. Default gate for agreement in the field: κ ≥ 0.8.",
+            "{} {} items, {} raters, {} categories, from {}. Cohen's κ compares raters {pair}. Weighted κ and ordinal α use the categories' order. Where an interval is shown it is the value ± 1.96 asymptotic standard errors; Fleiss' κ has only the standard error under the null hypothesis of chance agreement, which gives its z but no interval. The column \"Against κ ≥ 0.8\" compares each value with the field's usual floor; the gate checks are in the summary.",
             a["description"].as_str().unwrap_or(""),
             fmt(&a["items"], 0),
             fmt(&a["raters"], 0),
@@ -377,10 +397,10 @@ fn view_model(c: &Context) -> Value {
         json!({ "what": "Check every file listed in SHA256SUMS (GNU coreutils):", "command": "sha256sum -c SHA256SUMS" }),
         json!({ "what": "Compute the key id and compare it with the one on the cover:", "command": "openssl pkey -pubin -in signer.pub.pem -outform DER | sha256sum" }),
         json!({ "what": "Check the raw Ed25519 signatures (OpenSSL 3):", "command": "for f in manifest.json SHA256SUMS report.pdf; do openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in \"$f\" -sigfile \"$f.sig\"; done" }),
-        json!({ "what": "Check the OpenSSH signatures (namespace clipaudit-manifest for manifest.json and SHA256SUMS):", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-manifest -s manifest.json.sshsig < manifest.json") }),
-        json!({ "what": "…and namespace clipaudit-report for the report:", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-report -s report.pdf.sshsig < report.pdf") }),
-        json!({ "what": "List and extract the files attached to this PDF (poppler-utils), then compare them with the bundle's copies:", "command": "pdfdetach -list report.pdf && pdfdetach -saveall -o /tmp/attached report.pdf" }),
-        json!({ "what": "Or check everything at once with clipaudit:", "command": "clipaudit verify . --key signer.pub.pem" }),
+        json!({ "what": format!("Check the OpenSSH signatures; the principal \"{principal}\" is the first field of allowed_signers. Namespace clipaudit-manifest covers manifest.json and SHA256SUMS:"), "command": format!("for f in manifest.json SHA256SUMS; do ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-manifest -s \"$f.sshsig\" < \"$f\"; done") }),
+        json!({ "what": "Namespace clipaudit-report covers the report:", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-report -s report.pdf.sshsig < report.pdf") }),
+        json!({ "what": "Extract the files attached to this PDF (poppler-utils) and compare them with the bundle's copies:", "command": "mkdir -p attached && pdfdetach -saveall -o attached report.pdf && for f in manifest.json metrics.json SHA256SUMS; do cmp \"attached/$f\" \"$f\"; done" }),
+        json!({ "what": "Or check every hash, every signature and the file list at once with clipaudit (the attachments are compared with the commands above):", "command": "clipaudit verify . --key signer.pub.pem" }),
     ];
 
     let parameters = vec![
@@ -390,8 +410,8 @@ fn view_model(c: &Context) -> Value {
         json!(["operating system / architecture", format!("{} / {}", c.manifest.environment.os, c.manifest.environment.arch)]),
         json!(["processor", c.manifest.environment.cpu]),
         json!(["threads / device", format!("{} / {}", c.manifest.environment.threads, c.manifest.environment.device)]),
-        json!(["bootstrap", c.manifest.parameters["bootstrap"].to_string()]),
-        json!(["sampling", c.manifest.parameters["sampling"].to_string()]),
+        json!(["bootstrap", format!("{} resamples, seed {}, {}", c.manifest.parameters["bootstrap"]["resamples"], c.manifest.parameters["bootstrap"]["seed"], c.manifest.parameters["bootstrap"]["generator"].as_str().unwrap_or(""))]),
+        json!(["sampling", format!("{}, C = {}, T = {}, seed {}, policy {}", c.manifest.parameters["sampling"]["sampler"].as_str().unwrap_or(""), c.manifest.parameters["sampling"]["clip"], c.manifest.parameters["sampling"]["draws"], c.manifest.parameters["sampling"]["seed"], c.manifest.parameters["sampling"]["policy"].as_str().unwrap_or(""))]),
         json!(["clustering seed generator", p["generator"]]),
     ];
     let conventions: Vec<Value> = m["conventions"].as_object().into_iter().flatten().map(|(k, v)| json!(format!("{k}: {}", v.as_str().unwrap_or("")))).collect();
@@ -426,7 +446,7 @@ fn view_model(c: &Context) -> Value {
         "dataset": {
             "description": dataset.description.clone().unwrap_or_default(),
             "documents": fmt(&m["corpus"]["documents"], 0),
-            "columns": format!("id `{}`, text `{}`, group attributes {}", dataset.id_column, dataset.text_column, dataset.group_columns.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")),
+            "columns": format!("id \"{}\", text \"{}\", group attributes {}", dataset.id_column, dataset.text_column, dataset.group_columns.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ")),
             "files": corpus_files,
             "embedding_text": embedding_text,
             "model_files": model_files,
