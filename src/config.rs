@@ -49,10 +49,14 @@ pub struct DatasetSection {
     pub files: Vec<String>,
     #[serde(default = "default_id_column")]
     pub id_column: String,
-    #[serde(default = "default_text_column")]
-    pub text_column: String,
+    /// The text column, needed only when embeddings are computed from a model.
+    pub text_column: Option<String>,
     #[serde(default)]
     pub group_columns: Vec<String>,
+    /// A binary outcome label (e.g. a decision), for parity measures per group.
+    pub outcome_column: Option<String>,
+    /// The outcome value that counts as favourable.
+    pub outcome_positive: Option<String>,
     pub description: Option<String>,
 }
 
@@ -113,6 +117,8 @@ pub struct GroupSection {
     pub min_count: u64,
     #[serde(default)]
     pub special_category: bool,
+    /// The reference group for outcome parity; the largest group of the raw corpus when absent.
+    pub privileged: Option<String>,
 }
 
 /// A declared reference distribution: `"uniform"`, `"corpus"`, or explicit shares.
@@ -166,9 +172,6 @@ pub struct SigningSection {
 
 fn default_id_column() -> String {
     "id".into()
-}
-fn default_text_column() -> String {
-    "text".into()
 }
 fn default_batch_size() -> usize {
     32
@@ -268,6 +271,7 @@ pub struct GroupSpec {
     pub min_share: f64,
     pub min_count: u64,
     pub special_category: bool,
+    pub privileged: Option<String>,
 }
 
 /// The validated configuration of one run, with paths resolved against the config's folder.
@@ -316,6 +320,20 @@ impl Audit {
         if embeddings.is_none() && model.is_none() {
             return Err(at("embedding", "neither `precomputed` nor `model` is set".into())
                 .with_hint("set precomputed = \"embeddings.parquet\" or model = \"path/to/model-directory\""));
+        }
+        if model.is_some() && embeddings.is_none() && raw.dataset.text_column.is_none() {
+            return Err(at("dataset.text_column", "is required to embed the corpus with a model".into())
+                .with_hint("set text_column to the column holding the documents' text"));
+        }
+        match (&raw.dataset.outcome_column, &raw.dataset.outcome_positive) {
+            (Some(_), None) => {
+                return Err(at("dataset.outcome_positive", "is missing while outcome_column is set".into())
+                    .with_hint("name the favourable outcome value, e.g. outcome_positive = \"Yes\""))
+            }
+            (None, Some(_)) => {
+                return Err(at("dataset.outcome_column", "is missing while outcome_positive is set".into()))
+            }
+            _ => {}
         }
         if raw.embedding.batch_size == 0 {
             return Err(at("embedding.batch_size", "must be at least 1".into()));
@@ -382,6 +400,7 @@ impl Audit {
                     min_share: DEFAULT_MIN_SHARE,
                     min_count: DEFAULT_MIN_COUNT,
                     special_category: false,
+                    privileged: None,
                 });
             }
         }
@@ -475,6 +494,7 @@ fn validate_group(attribute: &str, g: &GroupSection) -> Result<GroupSpec> {
         min_share: g.min_share,
         min_count: g.min_count,
         special_category: g.special_category,
+        privileged: g.privileged.clone(),
     })
 }
 

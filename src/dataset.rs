@@ -88,7 +88,18 @@ pub struct Corpus {
     pub texts: Vec<String>,
     /// Group attribute name to one value per document.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The outcome label of each document, when the corpus has one.
+    pub outcomes: Option<Vec<String>>,
     pub files: Vec<InputFile>,
+}
+
+/// The columns `load_corpus` reads.
+pub struct Columns<'a> {
+    pub id: &'a str,
+    /// Read only when present; the texts are needed only to embed with a model.
+    pub text: Option<&'a str>,
+    pub groups: &'a [String],
+    pub outcome: Option<&'a str>,
 }
 
 impl Corpus {
@@ -102,9 +113,15 @@ impl Corpus {
 }
 
 /// Loads and validates the corpus: required columns present, ids unique, text UTF-8 strings.
-pub fn load_corpus(files: &[PathBuf], id_column: &str, text_column: &str, group_columns: &[String]) -> Result<Corpus> {
-    let mut corpus = Corpus { ids: Vec::new(), texts: Vec::new(), groups: BTreeMap::new(), files: Vec::new() };
-    for attribute in group_columns {
+pub fn load_corpus(files: &[PathBuf], columns: &Columns) -> Result<Corpus> {
+    let mut corpus = Corpus {
+        ids: Vec::new(),
+        texts: Vec::new(),
+        groups: BTreeMap::new(),
+        outcomes: columns.outcome.map(|_| Vec::new()),
+        files: Vec::new(),
+    };
+    for attribute in columns.groups {
         corpus.groups.insert(attribute.clone(), Vec::new());
     }
 
@@ -112,11 +129,16 @@ pub fn load_corpus(files: &[PathBuf], id_column: &str, text_column: &str, group_
         let (bytes, info) = read_hashed(path, "corpus")?;
         let df = parse_table(path, bytes)?;
         let first_row = corpus.ids.len();
-        corpus.ids.extend(string_column(&df, id_column, path, "dataset.id_column")?);
-        corpus.texts.extend(string_column(&df, text_column, path, "dataset.text_column")?);
-        for attribute in group_columns {
+        corpus.ids.extend(string_column(&df, columns.id, path, "dataset.id_column")?);
+        if let Some(text) = columns.text {
+            corpus.texts.extend(string_column(&df, text, path, "dataset.text_column")?);
+        }
+        for attribute in columns.groups {
             let values = string_column(&df, attribute, path, "dataset.group_columns")?;
             corpus.groups.get_mut(attribute).expect("inserted above").extend(values);
+        }
+        if let (Some(outcome), Some(outcomes)) = (columns.outcome, corpus.outcomes.as_mut()) {
+            outcomes.extend(string_column(&df, outcome, path, "dataset.outcome_column")?);
         }
         tracing::info!(file = %path.display(), rows = corpus.ids.len() - first_row, "read corpus file");
         corpus.files.push(info);

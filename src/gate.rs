@@ -18,6 +18,8 @@ pub const METRICS: &[(&str, &[&str])] = &[
     ("total_variation", &["attribute", "population"]),
     ("normalized_entropy", &["attribute", "population"]),
     ("min_share", &["attribute", "population"]),
+    ("disparate_impact", &["attribute", "population", "group"]),
+    ("statistical_parity_difference", &["attribute", "population", "group"]),
     ("kappa", &["statistic"]),
     ("max_repeats", &[]),
     ("imbalance_factor", &[]),
@@ -263,6 +265,34 @@ fn select(check: &CheckSpec, metrics: &Value) -> Result<Vec<Observation>> {
                     None => format!("attributes: {}", names.join(", ")),
                 };
                 return Err(unmatched(&format!("attribute `{wanted}`")).with_hint(hint));
+            }
+        }
+        "disparate_impact" | "statistical_parity_difference" => {
+            let tables = metrics["outcome"].as_array().cloned().unwrap_or_default();
+            if tables.is_empty() {
+                return Err(unmatched("the outcome section (no dataset.outcome_column in the config)"));
+            }
+            let population = check.population.as_deref().unwrap_or("curated");
+            let mut matched = false;
+            for table in &tables {
+                let attribute = table["attribute"].as_str().unwrap_or_default();
+                if check.attribute.as_deref().is_some_and(|a| a != attribute) {
+                    continue;
+                }
+                for row in table["groups"].as_array().into_iter().flatten() {
+                    let group = row["group"].as_str().unwrap_or_default();
+                    // The privileged group is the reference and has no ratio to judge.
+                    if row["privileged"] == true || check.group.as_deref().is_some_and(|g| g != group) {
+                        continue;
+                    }
+                    matched = true;
+                    let cell = &row[population];
+                    let indeterminate = (cell["status"] == "indeterminate").then(|| cell["reason"].as_str().unwrap_or("indeterminate").to_string());
+                    out.push(Observation { subject: format!("{attribute}={group} ({population})"), value: number(&cell[&check.metric]), indeterminate });
+                }
+            }
+            if !matched {
+                return Err(unmatched("attribute or group"));
             }
         }
         "kappa" => {

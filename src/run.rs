@@ -19,6 +19,7 @@ use crate::evidence::manifest::{self, Clock, ConfigEntry, Environment, FileEntry
 use crate::evidence::{bundle, signing};
 use crate::gate::{self, GateReport};
 use crate::metrics::agreement::{self, Weights};
+use crate::metrics::outcome;
 use crate::metrics::representation::{self, Populations, Representation};
 use crate::report;
 use crate::sample::{self, ClipParams, Stream};
@@ -113,12 +114,13 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let dir = staging.path();
 
     (options.progress)("loading corpus");
-    let corpus = dataset::load_corpus(
-        &audit.corpus_files,
-        &audit.raw.dataset.id_column,
-        &audit.raw.dataset.text_column,
-        &audit.raw.dataset.group_columns,
-    )?;
+    let columns = dataset::Columns {
+        id: &audit.raw.dataset.id_column,
+        text: audit.raw.dataset.text_column.as_deref(),
+        groups: &audit.raw.dataset.group_columns,
+        outcome: audit.raw.dataset.outcome_column.as_deref(),
+    };
+    let corpus = dataset::load_corpus(&audit.corpus_files, &columns)?;
 
     (options.progress)("loading embeddings");
     let (embeddings, mut inputs, provenance) = load_or_embed(&audit, &corpus, &options.progress)?;
@@ -148,6 +150,8 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     (options.progress)("measuring representation");
     let representations = measure_all(&audit, &corpus, &clustering, &stream, &baseline)?;
 
+    let outcome = measure_outcomes(&audit, &corpus, &stream, &baseline)?;
+
     (options.progress)("measuring label agreement");
     let agreement = match &audit.annotations {
         Some(path) => {
@@ -165,6 +169,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
 
     // Metrics, then the gate over them.
     let mut metrics = build_metrics(&audit, &corpus, &embeddings, &provenance, &clustering, &clip, &stream, &baseline, &representations, agreement);
+    metrics["outcome"] = serde_json::to_value(&outcome).map_err(|e| Error::internal(e.to_string()))?;
     let gate = gate::evaluate(&audit.raw.gate.check, &metrics).map_err(|e| e.context(audit.path.display()))?;
     metrics["gate"] = serde_json::to_value(&gate).map_err(|e| Error::internal(e.to_string()))?;
 
@@ -443,6 +448,7 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
         min_share: crate::config::DEFAULT_MIN_SHARE,
         min_count: crate::config::DEFAULT_MIN_COUNT,
         special_category: false,
+        privileged: None,
     };
     let mut out = vec![(
         representation::measure(
@@ -482,6 +488,7 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
                 min_share: first.min_share.max(second.min_share),
                 min_count: first.min_count.max(second.min_count),
                 special_category: first.special_category || second.special_category,
+                privileged: None,
             };
             let rep = representation::measure(
                 &spec,
@@ -491,6 +498,24 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
             )?;
             out.push((rep, None));
         }
+    }
+    Ok(out)
+}
+
+/// Outcome parity for every declared attribute, when the corpus has an outcome column.
+fn measure_outcomes(audit: &Audit, corpus: &Corpus, stream: &Stream, baseline: &Stream) -> Result<Vec<outcome::OutcomeParity>> {
+    let (Some(values), Some(column), Some(positive)) =
+        (&corpus.outcomes, &audit.raw.dataset.outcome_column, &audit.raw.dataset.outcome_positive)
+    else {
+        return Ok(Vec::new());
+    };
+    let favourable = outcome::encode_outcomes(values, positive, column).map_err(|e| e.context(audit.path.display()))?;
+    let mut out = Vec::new();
+    for spec in &audit.groups {
+        let (names, codes) = representation::encode(&corpus.groups[&spec.attribute]);
+        let parity = outcome::measure(spec, &names, &codes, &favourable, positive, &stream.indices, &baseline.indices)
+            .map_err(|e| e.context(audit.path.display()))?;
+        out.push(parity);
     }
     Ok(out)
 }
@@ -605,6 +630,7 @@ fn build_metrics(
             "bootstrap": "percentile 95 % interval of the change, from replicates that redraw all three populations with replacement; for min_share, an extreme statistic, the interval is unreliable when the smallest group has only a few documents and may not contain the estimate",
             "kappa_ci": "value +/- 1.959963984540054 x asymptotic standard error",
             "agreement_categories": "ordered numerically when every label is a number, else lexicographically",
+            "outcome": "base rate = share of favourable outcomes in a group; statistical parity difference = base rate - privileged base rate; disparate impact = base rate / privileged base rate; the four-fifths rule flags a disparate impact under 0.8; the privileged group is declared per attribute, else the largest raw group",
         },
         "corpus": {
             "documents": corpus.len(),

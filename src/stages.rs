@@ -23,7 +23,8 @@ pub fn embed_file(
     if batch_size == 0 {
         return Err(Error::input("--batch-size must be at least 1"));
     }
-    let corpus = dataset::load_corpus(&[input.to_path_buf()], id_column, text_column, &[])?;
+    let columns = dataset::Columns { id: id_column, text: Some(text_column), groups: &[], outcome: None };
+    let corpus = dataset::load_corpus(&[input.to_path_buf()], &columns)?;
     let model = crate::embed::Model::load(model_dir, candle_core::Device::Cpu)?;
     let total = corpus.len();
     let output = model.embed(&corpus.texts, batch_size, |done| progress(done, total))?;

@@ -303,7 +303,8 @@ fn embed_reproduces_shipped_embeddings() {
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (shipped, _) = clipaudit::dataset::load_embeddings(&root.join("fixtures/parlspeech/embeddings.parquet")).unwrap();
-    let corpus = clipaudit::dataset::load_corpus(&[root.join("fixtures/parlspeech/corpus.parquet")], "id", "text", &[]).unwrap();
+    let columns = clipaudit::dataset::Columns { id: "id", text: Some("text"), groups: &[], outcome: None };
+    let corpus = clipaudit::dataset::load_corpus(&[root.join("fixtures/parlspeech/corpus.parquet")], &columns).unwrap();
 
     // Twelve documents, three from each language, written to a small CSV corpus.
     let dir = tempfile::tempdir().unwrap();
@@ -526,5 +527,92 @@ fn bad_input_k_larger_than_documents() {
             std::fs::write(d.join("audit.toml"), config).unwrap();
         },
         &["clustering.k = 61", "60"],
+    );
+}
+
+#[test]
+fn arrests_disparate_impact_before_and_after_curation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = clipaudit(&["run", root.join("fixtures/arrests/audit.toml").to_str().unwrap(), "--out", "bundle"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bundle = dir.path().join("bundle");
+    let m = metrics(&bundle);
+    let colour = m["outcome"].as_array().unwrap().iter().find(|o| o["attribute"] == "colour").unwrap();
+    assert_eq!(colour["privileged"], "White");
+    let black = colour["groups"].as_array().unwrap().iter().find(|g| g["group"] == "Black").unwrap();
+
+    // Raw corpus, counted by hand in fixtures/arrests/README.md: 955 of 1,288 Black and 3,379 of
+    // 3,938 White arrestees were released.
+    assert_eq!(black["raw"]["count"], 1288);
+    assert_eq!(black["raw"]["positives"], 955);
+    let expected = (955.0 / 1288.0) / (3379.0 / 3938.0);
+    assert!((black["raw"]["disparate_impact"].as_f64().unwrap() - expected).abs() < 1e-12);
+    assert_eq!(black["raw"]["four_fifths_flag"], false);
+
+    // Curated stream: recount from the bundle's own stream joined with the corpus.
+    use polars::prelude::*;
+    let read = |path: PathBuf| ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
+    let corpus = read(root.join("fixtures/arrests/arrests.parquet"));
+    let stream = read(bundle.join("data/sample.parquet"));
+    let lookup: BTreeMap<&str, (&str, &str)> = corpus
+        .column("id").unwrap().str().unwrap().iter()
+        .zip(corpus.column("colour").unwrap().str().unwrap().iter())
+        .zip(corpus.column("released").unwrap().str().unwrap().iter())
+        .map(|((id, c), r)| (id.unwrap(), (c.unwrap(), r.unwrap())))
+        .collect();
+    let mut tally: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for id in stream.column("id").unwrap().str().unwrap().iter() {
+        let (colour, released) = lookup[id.unwrap()];
+        let entry = tally.entry(colour).or_default();
+        entry.0 += 1.0;
+        entry.1 += f64::from(u8::from(released == "Yes"));
+    }
+    let rate = |c: &str| tally[c].1 / tally[c].0;
+    let curated = rate("Black") / rate("White");
+    assert_eq!(black["curated"]["count"].as_f64().unwrap(), tally["Black"].0);
+    assert!((black["curated"]["disparate_impact"].as_f64().unwrap() - curated).abs() < 1e-12);
+    assert_eq!(black["curated"]["four_fifths_flag"], curated < 0.8);
+
+    // The report carries the parity table, and the gate judged the ratio.
+    let body = tool("pdftotext", &["report.pdf", "-"], &bundle, None);
+    assert!(String::from_utf8_lossy(&body.stdout).contains("Outcome-label parity"));
+    assert!(m["gate"]["results"].as_array().unwrap().iter().any(|r| r["check"].as_str().unwrap().starts_with("disparate_impact")));
+}
+
+#[test]
+fn bad_input_non_binary_outcome() {
+    assert_rejected(
+        |d| {
+            let config = std::fs::read_to_string(d.join("audit.toml")).unwrap().replace(
+                "group_columns = [\"language\"]",
+                "group_columns = [\"language\"]\noutcome_column = \"language\"\noutcome_positive = \"de\"",
+            );
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["column `language` has 3 distinct values", "binary"],
+    );
+}
+
+#[test]
+fn bad_input_unknown_privileged_group() {
+    assert_rejected(
+        |d| {
+            // Give every document a binary outcome, then name a group the corpus lacks.
+            let corpus = std::fs::read_to_string(d.join("corpus.csv")).unwrap();
+            let mut lines = corpus.lines();
+            let mut rewritten = format!("{},approved\n", lines.next().unwrap());
+            for (i, line) in lines.enumerate() {
+                rewritten.push_str(&format!("{line},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
+            }
+            std::fs::write(d.join("corpus.csv"), rewritten).unwrap();
+            let mut config = std::fs::read_to_string(d.join("audit.toml")).unwrap().replace(
+                "group_columns = [\"language\"]",
+                "group_columns = [\"language\"]\noutcome_column = \"approved\"\noutcome_positive = \"yes\"",
+            );
+            config.push_str("\n[groups.language]\nprivileged = \"fr\"\n");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["groups.language.privileged", "group `fr`", "groups: de, en, nl"],
     );
 }

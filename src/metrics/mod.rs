@@ -1,4 +1,5 @@
 //! Measures of representation, bias and label agreement.
 
 pub mod agreement;
+pub mod outcome;
 pub mod representation;

@@ -566,6 +566,7 @@ mod tests {
             min_share: 0.007,
             min_count: 20,
             special_category: false,
+            privileged: None,
         };
         let names = vec!["de".to_string(), "nl".to_string()];
         let raw: Vec<u32> = (0..110).map(|i| u32::from(i >= 100)).collect();
@@ -585,6 +586,7 @@ mod tests {
             min_share: 0.0,
             min_count: 0,
             special_category: false,
+            privileged: None,
         };
         let names = vec!["de".to_string(), "nl".to_string()];
         let raw = vec![0, 1];
@@ -594,7 +596,7 @@ mod tests {
 
     #[test]
     fn bootstrap_is_seeded() {
-        let spec = GroupSpec { attribute: "a".into(), reference: Reference::Uniform, min_share: 0.0, min_count: 0, special_category: false };
+        let spec = GroupSpec { attribute: "a".into(), reference: Reference::Uniform, min_share: 0.0, min_count: 0, special_category: false, privileged: None };
         let names = vec!["x".to_string(), "y".to_string(), "z".to_string()];
         let raw: Vec<u32> = (0..60).map(|i| (i % 3) as u32).collect();
         let curated: Vec<u32> = (0..60).rev().collect();

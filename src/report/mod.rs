@@ -115,7 +115,7 @@ const MAPPING: &[(&str, &str, &str, &str)] = &[
     ("Art. 10(2)(c)", "Preparation: annotation, labelling, cleaning, updating, enrichment, aggregation.", "Curation steps in order (embedding model and hashes, clustering, clipping) and label agreement with its method (sections Lineage, Label agreement).", "preparation"),
     ("Art. 10(2)(d)", "Assumptions about what the data measure and represent.", "Declared group attributes and reference distributions (section Representation).", "assumptions"),
     ("Art. 10(2)(e)", "Availability, quantity and suitability of the data sets.", "Counts per group and cluster; minimum cell counts (sections Representation, Clustering).", "suitability"),
-    ("Art. 10(2)(f)", "Examination in view of possible biases.", "Representation against the reference, divergences, before and after curation (sections Representation, Bias deltas).", "bias_context"),
+    ("Art. 10(2)(f)", "Examination in view of possible biases.", "Representation against the reference, divergences and, where an outcome label exists, outcome-label parity, before and after curation (sections Representation, Bias deltas).", "bias_context"),
     ("Art. 10(2)(g)", "Measures to detect, prevent and mitigate biases.", "The ClusterClip curation and its measured effect, bias deltas with intervals (sections ClusterClip sampling, Bias deltas).", "other_measures"),
     ("Art. 10(2)(h)", "Data gaps and shortcomings, and how they are addressed.", "Groups under thresholds, indeterminate and undefined results, limits of balancing (section Data gaps and limitations).", "data_gaps"),
     ("Art. 10(3)", "Relevant, sufficiently representative, as free of errors and complete as possible; statistical properties for the persons or groups concerned.", "The representation section and the gate verdicts.", "relevance"),
@@ -309,6 +309,54 @@ fn view_model(c: &Context) -> Value {
         deltas.push(json!({ "attribute": attribute, "rows": delta_rows }));
     }
 
+    let outcome: Vec<Value> = m["outcome"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let rows: Vec<Value> = t["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| {
+                    let flag = |c: &Value| match c["four_fifths_flag"].as_bool() {
+                        Some(true) => "flagged",
+                        Some(false) => "no",
+                        None => "—",
+                    };
+                    let name = if g["privileged"] == true { format!("{} (privileged)", g["group"].as_str().unwrap_or("")) } else { g["group"].as_str().unwrap_or("").to_string() };
+                    json!([
+                        name,
+                        fmt(&g["raw"]["count"], 0),
+                        fmt(&g["raw"]["base_rate"], 4),
+                        fmt(&g["raw"]["disparate_impact"], 3),
+                        flag(&g["raw"]),
+                        fmt(&g["curated"]["base_rate"], 4),
+                        fmt(&g["curated"]["disparate_impact"], 3),
+                        flag(&g["curated"]),
+                        fmt(&g["baseline"]["disparate_impact"], 3),
+                        format!("{} / {}", g["raw"]["status"].as_str().unwrap_or(""), g["curated"]["status"].as_str().unwrap_or("")),
+                    ])
+                })
+                .collect();
+            let balance: Vec<Value> = ["raw", "curated", "baseline"]
+                .iter()
+                .map(|p| {
+                    let b = &t["class_balance"][*p];
+                    json!([p, fmt(&b["total"], 0), fmt(&b["positives"], 0), fmt(&b["positive_share"], 4), fmt(&b["imbalance_ratio"], 4)])
+                })
+                .collect();
+            json!({
+                "attribute": t["attribute"],
+                "privileged": t["privileged"],
+                "privileged_source": t["privileged_source"],
+                "positive": t["positive"],
+                "rows": rows,
+                "balance": balance,
+            })
+        })
+        .collect();
+
     let agreement = if m["agreement"].is_null() {
         Value::Null
     } else {
@@ -446,7 +494,13 @@ fn view_model(c: &Context) -> Value {
         "dataset": {
             "description": dataset.description.clone().unwrap_or_default(),
             "documents": fmt(&m["corpus"]["documents"], 0),
-            "columns": format!("id \"{}\", text \"{}\", group attributes {}", dataset.id_column, dataset.text_column, dataset.group_columns.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ")),
+            "columns": format!(
+                "id \"{}\", text {}, group attributes {}, outcome {}",
+                dataset.id_column,
+                dataset.text_column.as_ref().map(|t| format!("\"{t}\"")).unwrap_or_else(|| "none".into()),
+                dataset.group_columns.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", "),
+                dataset.outcome_column.as_ref().map(|o| format!("\"{o}\" (favourable value \"{}\")", dataset.outcome_positive.as_deref().unwrap_or(""))).unwrap_or_else(|| "none".into()),
+            ),
             "files": corpus_files,
             "embedding_text": embedding_text,
             "model_files": model_files,
@@ -457,6 +511,7 @@ fn view_model(c: &Context) -> Value {
         "deltas": deltas,
         "bootstrap_resamples": fmt(&m["representation"][0]["bootstrap_resamples"], 0),
         "agreement": agreement,
+        "outcome": outcome,
         "gaps": gaps,
         "lineage": lineage,
         "steps": c.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
