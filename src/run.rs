@@ -630,6 +630,8 @@ fn build_metrics(
             "bootstrap": "percentile 95 % interval of the change, from replicates that redraw all three populations with replacement; for min_share, an extreme statistic, the interval is unreliable when the smallest group has only a few documents and may not contain the estimate",
             "kappa_ci": "value +/- 1.959963984540054 x asymptotic standard error",
             "agreement_categories": "ordered numerically when every label is a number, else lexicographically",
+            "kappa_weights": "weighted Cohen's kappa scores the categories used by the rater pair by rank i = 0..k-1; linear disagreement weight |i - j| / (k - 1), quadratic ((i - j) / (k - 1))^2",
+            "fleiss_se": "Fleiss' kappa carries the standard error under the null hypothesis of chance agreement (Fleiss, Nee and Landis 1979), which gives z but no interval",
             "outcome": "base rate = share of favourable outcomes in a group; statistical parity difference = base rate - privileged base rate; disparate impact = base rate / privileged base rate; the four-fifths rule flags a disparate impact under 0.8; the privileged group is declared per attribute, else the largest raw group",
         },
         "corpus": {
