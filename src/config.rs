@@ -103,6 +103,11 @@ pub struct SamplingSection {
     pub policy: ExhaustionPolicy,
     #[serde(default = "default_sampler")]
     pub sampler: String,
+    /// Equal phases the stream is split into for the mixture over training.
+    #[serde(default = "default_phases")]
+    pub phases: usize,
+    /// First step of each phase, in place of equal phases; must start at 0.
+    pub phase_starts: Option<Vec<u64>>,
 }
 
 /// `[groups.<attribute>]`: the declared reference distribution and thresholds of one attribute.
@@ -199,6 +204,9 @@ fn default_n_runs() -> usize {
 }
 fn default_sampler() -> String {
     "clusterclip-v1".into()
+}
+fn default_phases() -> usize {
+    4
 }
 fn default_reference() -> ReferenceSpec {
     ReferenceSpec::Named("uniform".into())
@@ -379,6 +387,7 @@ impl Audit {
         if s.draws < 1 {
             return Err(at("sampling.draws", "the number of draws T must be at least 1".into()));
         }
+        crate::metrics::phases::plan(s.draws, s.phases, s.phase_starts.as_deref()).map_err(|e| e.context(path.display()))?;
         if s.sampler != "clusterclip-v1" {
             return Err(at("sampling.sampler", format!("unknown sampler `{}`", s.sampler)).with_hint("use \"clusterclip-v1\""));
         }

@@ -19,7 +19,7 @@ use crate::evidence::manifest::{self, Clock, ConfigEntry, Environment, FileEntry
 use crate::evidence::{bundle, signing};
 use crate::gate::{self, GateReport};
 use crate::metrics::agreement::{self, Weights};
-use crate::metrics::outcome;
+use crate::metrics::{outcome, phases};
 use crate::metrics::representation::{self, Populations, Representation};
 use crate::report;
 use crate::sample::{self, ClipParams, Stream};
@@ -151,6 +151,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let representations = measure_all(&audit, &corpus, &clustering, &stream, &baseline)?;
 
     let outcome = measure_outcomes(&audit, &corpus, &stream, &baseline)?;
+    let mixtures = measure_phases(&audit, &corpus, &clustering, &stream, &representations)?;
 
     (options.progress)("measuring label agreement");
     let agreement = match &audit.annotations {
@@ -170,6 +171,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     // Metrics, then the gate over them.
     let mut metrics = build_metrics(&audit, &corpus, &embeddings, &provenance, &clustering, &clip, &stream, &baseline, &representations, agreement);
     metrics["outcome"] = serde_json::to_value(&outcome).map_err(|e| Error::internal(e.to_string()))?;
+    metrics["phases"] = serde_json::to_value(&mixtures).map_err(|e| Error::internal(e.to_string()))?;
     let gate = gate::evaluate(&audit.raw.gate.check, &metrics).map_err(|e| e.context(audit.path.display()))?;
     metrics["gate"] = serde_json::to_value(&gate).map_err(|e| Error::internal(e.to_string()))?;
 
@@ -502,6 +504,32 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
     Ok(out)
 }
 
+/// The mixture of clusters and of each declared attribute over the phases of the curated stream.
+fn measure_phases(
+    audit: &Audit,
+    corpus: &Corpus,
+    clustering: &Clustering,
+    stream: &Stream,
+    representations: &[AttributeMeasures],
+) -> Result<Vec<phases::PhaseMixture>> {
+    let s = &audit.raw.sampling;
+    let starts = phases::plan(stream.draws(), s.phases, s.phase_starts.as_deref())?;
+    let mut out = Vec::new();
+    // The representation tables hold each attribute's groups and reference shares already.
+    for (rep, _) in representations.iter().filter(|(r, _)| !r.attribute.contains(" × ")) {
+        let names: Vec<String> = rep.groups.iter().map(|g| g.group.clone()).collect();
+        let reference: Vec<f64> = rep.groups.iter().map(|g| g.reference_share).collect();
+        let codes: Vec<u32> = if rep.attribute == "cluster" {
+            let position: std::collections::BTreeMap<String, u32> = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+            clustering.labels.iter().map(|l| position[&l.to_string()]).collect()
+        } else {
+            representation::encode(&corpus.groups[&rep.attribute]).1
+        };
+        out.push(phases::measure(&rep.attribute, &names, &codes, &stream.indices, &starts, &reference));
+    }
+    Ok(out)
+}
+
 /// Outcome parity for every declared attribute, when the corpus has an outcome column.
 fn measure_outcomes(audit: &Audit, corpus: &Corpus, stream: &Stream, baseline: &Stream) -> Result<Vec<outcome::OutcomeParity>> {
     let (Some(values), Some(column), Some(positive)) =
@@ -581,6 +609,27 @@ fn write_stage_outputs(dir: &Path, corpus: &Corpus, clustering: &Clustering, str
     dataset::write_parquet(&dir.join("data/counts.parquet"), &mut counts)
 }
 
+/// Each cluster's share of the draws before the first cluster was exhausted and after it.
+fn before_after_exhaustion(clustering: &Clustering, stream: &Stream) -> Value {
+    let Some(&(_, first)) = stream.exhausted_at.first() else {
+        return json!({ "first_exhaustion_step": null, "note": "no cluster was exhausted" });
+    };
+    let split = first.min(stream.draws()) as usize;
+    let shares = |draws: &[u32]| -> Vec<f64> {
+        let mut counts = vec![0u64; clustering.params.k];
+        for &d in draws {
+            counts[clustering.labels[d as usize] as usize] += 1;
+        }
+        counts.iter().map(|&c| if draws.is_empty() { 0.0 } else { c as f64 / draws.len() as f64 }).collect()
+    };
+    json!({
+        "first_exhaustion_step": first,
+        "clusters": (0..clustering.params.k).collect::<Vec<_>>(),
+        "before": shares(&stream.indices[..split]),
+        "after": shares(&stream.indices[split..]),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_metrics(
     audit: &Audit,
@@ -650,6 +699,7 @@ fn build_metrics(
         "sampling": {
             "sampler": stream.sampler,
             "clip": clip.clip,
+            "before_after_first_exhaustion": before_after_exhaustion(clustering, stream),
             "draws_requested": clip.draws,
             "draws": stream.draws(),
             "seed": clip.seed,

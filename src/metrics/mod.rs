@@ -2,4 +2,5 @@
 
 pub mod agreement;
 pub mod outcome;
+pub mod phases;
 pub mod representation;

@@ -152,7 +152,7 @@ fn count(labels: impl Iterator<Item = u32>, groups: usize) -> Vec<u64> {
 }
 
 /// The reference shares for `names`, in the same order.
-fn reference_shares(spec: &GroupSpec, names: &[String], raw_counts: &[u64]) -> Result<Vec<f64>> {
+pub(crate) fn reference_shares(spec: &GroupSpec, names: &[String], raw_counts: &[u64]) -> Result<Vec<f64>> {
     match &spec.reference {
         Reference::Uniform => Ok(vec![1.0 / names.len() as f64; names.len()]),
         Reference::Corpus => {

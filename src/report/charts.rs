@@ -179,9 +179,13 @@ pub fn repetition_histogram(title: &str, histogram: &[(u32, u64)], clip: u32) ->
     Ok(svg)
 }
 
-/// A heat map of row shares: each row (group) sums to 1 over the columns (clusters).
-pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]) -> Result<String> {
+/// A heat map of shares, `shares[row][column]` in [0, 1]; the colour scale runs from white at 0
+/// to dark blue at a round value at or above the largest share.
+pub fn heatmap(title: &str, rows: &[String], column_names: &[String], x_label: &str, shares: &[Vec<f64>]) -> Result<String> {
     register_font();
+    let columns = column_names.len();
+    let top_share = shares.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let scale = [0.05, 0.1, 0.2, 0.25, 0.5, 1.0].into_iter().find(|&s| s >= top_share).unwrap_or(1.0);
     let height = (110 + rows.len() * 22).clamp(200, MAX_HEIGHT) as u32;
     let label_size = if (height as usize - 110) / rows.len().max(1) < 16 { 10 } else { 12 };
     let mut svg = String::new();
@@ -193,7 +197,7 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
             .caption(title, (FAMILY, 18))
             .margin(10)
             .margin_left(label_width)
-            .x_label_area_size(36)
+            .x_label_area_size(48)
             .y_label_area_size(0)
             .build_cartesian_2d(0.0..columns as f64, 0.0..rows.len() as f64)
             .map_err(chart_error)?;
@@ -202,42 +206,42 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
             .disable_mesh()
             .y_labels(0)
             .x_labels(0)
-            .x_desc("cluster")
+            .x_desc(x_label)
             .label_style((FAMILY, 12))
             .axis_desc_style((FAMILY, 14))
             .draw()
             .map_err(chart_error)?;
+        for (r, row) in shares.iter().enumerate() {
+            let y = (rows.len() - 1 - r) as f64;
+            chart
+                .draw_series(row.iter().enumerate().map(|(c, &share)| {
+                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], shade(share / scale).filled())
+                }))
+                .map_err(chart_error)?;
+        }
 
-        // Cluster numbers at the centre of each column.
+        // Column names at the centre of each column.
         let below = TextStyle::from((FAMILY, 11).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Center,
             plotters::style::text_anchor::VPos::Top,
         ));
-        for c in 0..columns {
+        for (c, name) in column_names.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
-            root.draw(&Text::new(c.to_string(), (x, y + 4), below.clone())).map_err(chart_error)?;
+            root.draw(&Text::new(name.clone(), (x, y + 4), below.clone())).map_err(chart_error)?;
         }
 
-        // Colour scale in the top right corner.
-        let (right, top) = chart.backend_coord(&(columns as f64, rows.len() as f64));
-        let swatches = [0.0, 0.125, 0.25, 0.375, 0.5];
-        for (i, &share) in swatches.iter().enumerate() {
-            let x = right - (swatches.len() - i) as i32 * 54;
-            root.draw(&Rectangle::new([(x, top - 26), (x + 16, top - 14)], shade(share).filled())).map_err(chart_error)?;
-            root.draw(&Rectangle::new([(x, top - 26), (x + 16, top - 14)], BLACK.stroke_width(1))).map_err(chart_error)?;
-            let label = if share >= 0.5 { "≥0.5".to_string() } else { format!("{share}") };
-            root.draw(&Text::new(label, (x + 19, top - 26), (FAMILY, 11))).map_err(chart_error)?;
+        // Colour scale in the bottom right corner, level with the axis description.
+        let (right, bottom) = chart.backend_coord(&(columns as f64, 0.0));
+        let steps = [0.0, 0.25, 0.5, 0.75, 1.0];
+        for (i, &fraction) in steps.iter().enumerate() {
+            let x = right - (steps.len() - i) as i32 * 54;
+            let y = bottom + 26;
+            root.draw(&Rectangle::new([(x, y), (x + 16, y + 12)], shade(fraction).filled())).map_err(chart_error)?;
+            root.draw(&Rectangle::new([(x, y), (x + 16, y + 12)], BLACK.stroke_width(1))).map_err(chart_error)?;
+            let value = (fraction * scale * 1000.0).round() / 1000.0;
+            root.draw(&Text::new(format!("{value}"), (x + 19, y), (FAMILY, 11))).map_err(chart_error)?;
         }
-        for (r, row) in counts.iter().enumerate() {
-            let total: u64 = row.iter().sum();
-            let y = (rows.len() - 1 - r) as f64;
-            chart
-                .draw_series(row.iter().enumerate().map(|(c, &n)| {
-                    let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
-                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], shade(share).filled())
-                }))
-                .map_err(chart_error)?;
-        }
+
         let style = TextStyle::from((FAMILY, label_size).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Right,
             plotters::style::text_anchor::VPos::Center,
@@ -252,8 +256,102 @@ pub fn heatmap(title: &str, rows: &[String], columns: usize, counts: &[Vec<u64>]
     Ok(svg)
 }
 
-/// White for a share of 0 to dark blue for 0.5 and above.
-fn shade(share: f64) -> RGBColor {
-    let t = (share / 0.5).clamp(0.0, 1.0);
+/// White for 0 to dark blue for 1 and above.
+fn shade(fraction: f64) -> RGBColor {
+    let t = fraction.clamp(0.0, 1.0);
     RGBColor((255.0 - t * 224.0) as u8, (255.0 - t * 175.0) as u8, (255.0 - t * 100.0) as u8)
+}
+
+/// Ten colours that stay apart in print (the Tableau 10 palette).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// The largest number of groups drawn as separate lines; more are drawn as a heat map instead.
+pub const MAX_LINES: usize = 10;
+
+/// One line per group: its share of each phase's draws, with the reference share as a dashed
+/// line of the same colour. Each line has a legend entry and its own marker shape.
+pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], reference: &[f64], phase_labels: &[String]) -> Result<String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let phases = phase_labels.len();
+        let max = shares.iter().flatten().chain(reference).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+        let labels = phase_labels.to_vec();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 18))
+            .margin(12)
+            .margin_right(150)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.3..(phases as f64 - 0.7), 0.0..max)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .x_labels(phases)
+            .x_label_formatter(&move |v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .x_desc("phase of the curated stream (draws)")
+            .y_desc("share of the phase's draws")
+            .label_style((FAMILY, 12))
+            .axis_desc_style((FAMILY, 14))
+            .draw()
+            .map_err(chart_error)?;
+        for g in 0..groups.len() {
+            let color = PALETTE[g % PALETTE.len()];
+            let points: Vec<(f64, f64)> = (0..phases).map(|p| (p as f64, shares[p][g])).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(chart_error)?;
+            // Alternate circles and triangles so neighbouring lines differ by shape, not only colour.
+            if g % 2 == 0 {
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
+            } else {
+                chart.draw_series(points.iter().map(|&p| TriangleMarker::new(p, 5, color.filled()))).map_err(chart_error)?;
+            }
+            let r = reference[g];
+            chart
+                .draw_series(DashedLineSeries::new(vec![(-0.3, r), (phases as f64 - 0.7, r)], 4, 4, color.stroke_width(1)))
+                .map_err(chart_error)?;
+        }
+        // The legend sits in the right margin, outside the plotting area.
+        let (right, top) = chart.backend_coord(&(phases as f64 - 0.7, max));
+        for (g, name) in groups.iter().enumerate() {
+            let color = PALETTE[g % PALETTE.len()];
+            let y = top + 10 + g as i32 * 20;
+            let x = right + 14;
+            root.draw(&PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))).map_err(chart_error)?;
+            if g % 2 == 0 {
+                root.draw(&Circle::new((x + 11, y), 4, color.filled())).map_err(chart_error)?;
+            } else {
+                root.draw(&TriangleMarker::new((x + 11, y), 5, color.filled())).map_err(chart_error)?;
+            }
+            let style = TextStyle::from((FAMILY, 12).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            root.draw(&Text::new(name.clone(), (x + 28, y), style)).map_err(chart_error)?;
+        }
+        let y = top + 10 + groups.len() as i32 * 20;
+        root.draw(&PathElement::new(vec![(right + 14, y), (right + 36, y)], BLACK.stroke_width(1))).map_err(chart_error)?;
+        root.draw(&Text::new("dashed: reference", (right + 42, y - 6), (FAMILY, 12))).map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
 }

@@ -63,10 +63,36 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
         let attribute = table["attribute"].as_str().unwrap_or_default();
         let groups: Vec<String> = table["groups"].as_array().into_iter().flatten().map(|g| g.as_str().unwrap_or_default().to_string()).collect();
         let counts: Vec<Vec<u64>> = serde_json::from_value(table["counts"].clone()).map_err(|e| Error::internal(e.to_string()))?;
+        // Each row is one group's documents spread over the clusters.
+        let shares: Vec<Vec<f64>> = counts
+            .iter()
+            .map(|row| {
+                let total: u64 = row.iter().sum();
+                row.iter().map(|&n| if total == 0 { 0.0 } else { n as f64 / total as f64 }).collect()
+            })
+            .collect();
+        let clusters: Vec<String> = (0..clustering.params.k).map(|c| c.to_string()).collect();
         out.insert(
             format!("charts/heatmap_{}_cluster.svg", file_stem(attribute)),
-            charts::heatmap(&format!("{attribute} × cluster (raw corpus)"), &groups, clustering.params.k, &counts)?,
+            charts::heatmap(&format!("{attribute} × cluster (raw corpus): share of each group's documents"), &groups, &clusters, "cluster", &shares)?,
         );
+    }
+    for mixture in metrics["phases"].as_array().into_iter().flatten() {
+        let attribute = mixture["attribute"].as_str().unwrap_or_default();
+        let groups: Vec<String> = serde_json::from_value(mixture["groups"].clone()).map_err(|e| Error::internal(e.to_string()))?;
+        let reference: Vec<f64> = serde_json::from_value(mixture["reference"].clone()).map_err(|e| Error::internal(e.to_string()))?;
+        let phases = mixture["phases"].as_array().cloned().unwrap_or_default();
+        let shares: Vec<Vec<f64>> = phases.iter().map(|p| serde_json::from_value(p["shares"].clone()).unwrap_or_default()).collect();
+        let labels: Vec<String> = phases.iter().map(|p| format!("{}–{}", p["start"], p["end"])).collect();
+        let name = format!("charts/phases_{}.svg", file_stem(attribute));
+        let svg = if groups.len() <= charts::MAX_LINES {
+            charts::phase_lines(&format!("{attribute} shares by training phase"), &groups, &shares, &reference, &labels)?
+        } else {
+            // Rows are groups and columns phases, each cell the group's share of that phase.
+            let by_group: Vec<Vec<f64>> = (0..groups.len()).map(|g| shares.iter().map(|phase| phase[g]).collect()).collect();
+            charts::heatmap(&format!("{attribute} shares by training phase"), &groups, &labels, "phase of the curated stream (draws)", &by_group)?
+        };
+        out.insert(name, svg);
     }
     out.insert(
         "charts/repetition_histogram.svg".into(),
@@ -512,6 +538,7 @@ fn view_model(c: &Context) -> Value {
         "bootstrap_resamples": fmt(&m["representation"][0]["bootstrap_resamples"], 0),
         "agreement": agreement,
         "outcome": outcome,
+        "phases": phase_view(m),
         "gaps": gaps,
         "lineage": lineage,
         "steps": c.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
@@ -519,4 +546,27 @@ fn view_model(c: &Context) -> Value {
         "parameters": parameters,
         "conventions": conventions,
     })
+}
+
+/// The mixture-over-training part of the sampling section: a chart per attribute and a table of
+/// each phase's Jensen–Shannon distance to the reference.
+fn phase_view(m: &Value) -> Value {
+    let mixtures = m["phases"].as_array().cloned().unwrap_or_default();
+    let Some(first) = mixtures.first() else {
+        return json!({ "charts": [], "header": [], "rows": [] });
+    };
+    let header: Vec<String> = first["phases"].as_array().into_iter().flatten().map(|p| format!("{}–{}", p["start"], p["end"])).collect();
+    let rows: Vec<Value> = mixtures
+        .iter()
+        .map(|x| {
+            let mut row = vec![json!(x["attribute"])];
+            row.extend(x["phases"].as_array().into_iter().flatten().map(|p| json!(fmt(&p["js_distance"], 4))));
+            Value::Array(row)
+        })
+        .collect();
+    let charts: Vec<Value> = mixtures
+        .iter()
+        .map(|x| json!({ "attribute": x["attribute"], "path": format!("charts/phases_{}.svg", file_stem(x["attribute"].as_str().unwrap_or(""))) }))
+        .collect();
+    json!({ "charts": charts, "header": header, "rows": rows })
 }
