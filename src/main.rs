@@ -98,9 +98,16 @@ enum Command {
         /// Exhaustion policy: the action when every cluster is exhausted before T draws.
         #[arg(long, default_value = "stop")]
         policy: ExhaustionPolicy,
+        /// Sampler: clusterclip-v1, or the random baseline uniform-v1 (shuffled passes over all
+        /// documents, ignoring clusters and --clip).
+        #[arg(long, default_value = "clusterclip-v1")]
+        sampler: String,
         /// Output Parquet file (columns step, id, cluster).
         #[arg(long)]
         out: PathBuf,
+        /// Also write the draws per document (columns id, count) to this Parquet file.
+        #[arg(long)]
+        counts: Option<PathBuf>,
     },
     /// Label agreement statistics (Cohen, Fleiss, Krippendorff, Gwet) for an annotation table.
     Agreement {
@@ -272,8 +279,9 @@ fn execute(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Sample { labels, clip, draws, seed, policy, out } => {
-            let stream = clipaudit::stages::sample_file(&labels, clip, draws, seed, policy, &out)?;
+        Command::Sample { labels, clip, draws, seed, policy, sampler, out, counts } => {
+            let request = clipaudit::stages::SampleRequest { clip, draws, seed, policy, sampler };
+            let stream = clipaudit::stages::sample_file(&labels, &request, &out, counts.as_deref())?;
             if !quiet {
                 eprintln!("{} draws written to {} (largest count {})", stream.draws(), out.display(), stream.max_count());
             }

@@ -54,18 +54,15 @@ pub fn embed_file(
     Ok(())
 }
 
-/// Reads cluster labels (`id`, `cluster`), draws a `clusterclip-v1` stream and writes it to `out`
-/// as Parquet with columns `step`, `id`, `cluster`.
-pub fn sample_file(labels: &Path, clip: u32, draws: u64, seed: u64, policy: ExhaustionPolicy, out: &Path) -> Result<Stream> {
+/// Reads a labels table (columns `id` and `cluster`, an integer) in document order.
+pub fn read_labels(labels: &Path) -> Result<(Vec<String>, Vec<u32>)> {
     let (bytes, _) = dataset::read_hashed(labels, "labels")?;
     let df = dataset::parse_table(labels, bytes)?;
-    let ids = df
-        .column("id")
-        .map_err(|_| Error::input_hint(format!("{}: missing column `id`", labels.display()), "the labels file needs columns id and cluster"))?
-        .cast(&DataType::String)?;
-    let clusters = df
-        .column("cluster")
-        .map_err(|_| Error::input_hint(format!("{}: missing column `cluster`", labels.display()), "the labels file needs columns id and cluster"))?;
+    let missing = |name: &str| {
+        Error::input_hint(format!("{}: missing column `{name}`", labels.display()), "the labels file needs columns id and cluster")
+    };
+    let ids = df.column("id").map_err(|_| missing("id"))?.cast(&DataType::String)?;
+    let clusters = df.column("cluster").map_err(|_| missing("cluster"))?;
     if !clusters.dtype().is_integer() {
         return Err(Error::input(format!("{}: column `cluster` has type {}, expected integers", labels.display(), clusters.dtype())));
     }
@@ -83,9 +80,38 @@ pub fn sample_file(labels: &Path, clip: u32, draws: u64, seed: u64, policy: Exha
             }
         }
     }
-    let ids: Vec<String> = ids.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect();
-    let stream = sample::clusterclip_v1(&label_values, &ClipParams { clip, draws, seed, policy })
-        .map_err(|e| Error::input(format!("{}: {e}", labels.display())))?;
+    let mut id_values = Vec::with_capacity(df.height());
+    for (row, id) in ids.str()?.iter().enumerate() {
+        id_values.push(id.ok_or_else(|| Error::input(format!("{}: row {row}: column `id` is null", labels.display())))?.to_string());
+    }
+    Ok((id_values, label_values))
+}
+
+/// What `sample` draws.
+pub struct SampleRequest {
+    pub clip: u32,
+    pub draws: u64,
+    pub seed: u64,
+    pub policy: ExhaustionPolicy,
+    /// `clusterclip-v1` or `uniform-v1`.
+    pub sampler: String,
+}
+
+/// Reads cluster labels, draws the requested stream and writes it to `out` as Parquet with
+/// columns `step`, `id`, `cluster`; with `counts`, also the draws per document (`id`, `count`).
+pub fn sample_file(labels: &Path, request: &SampleRequest, out: &Path, counts: Option<&Path>) -> Result<Stream> {
+    let (ids, label_values) = read_labels(labels)?;
+    let stream = match request.sampler.as_str() {
+        sample::CLUSTERCLIP_V1 => sample::clusterclip_v1(
+            &label_values,
+            &ClipParams { clip: request.clip, draws: request.draws, seed: request.seed, policy: request.policy },
+        ),
+        sample::UNIFORM_V1 => sample::uniform_v1(label_values.len(), request.draws, request.seed),
+        other => {
+            return Err(Error::input_hint(format!("unknown sampler `{other}`"), "use clusterclip-v1 or uniform-v1"));
+        }
+    }
+    .map_err(|e| Error::input(format!("{}: {e}", labels.display())))?;
 
     let steps: Vec<u64> = (0..stream.indices.len() as u64).collect();
     let drawn_ids: Vec<&str> = stream.indices.iter().map(|&i| ids[i as usize].as_str()).collect();
@@ -96,5 +122,13 @@ pub fn sample_file(labels: &Path, clip: u32, draws: u64, seed: u64, policy: Exha
         Column::new("cluster".into(), &drawn_labels),
     ])?;
     dataset::write_parquet(out, &mut frame)?;
+
+    if let Some(path) = counts {
+        let mut frame = DataFrame::new_infer_height(vec![
+            Column::new("id".into(), &ids),
+            Column::new("count".into(), &stream.appearance_counts()),
+        ])?;
+        dataset::write_parquet(path, &mut frame)?;
+    }
     Ok(stream)
 }
