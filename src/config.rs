@@ -108,6 +108,14 @@ pub struct SamplingSection {
     pub phases: usize,
     /// First step of each phase, in place of equal phases; must start at 0.
     pub phase_starts: Option<Vec<u64>>,
+    /// A sample recorded by the curation pipeline, verified against these parameters: a stream
+    /// (Parquet, JSONL or CSV with `id`, optionally `step`), a counts table (`id`, `count`) or an
+    /// `.npy` array of document indices.
+    pub recorded: Option<String>,
+    /// The sampler the recorded sample claims; `clusterclip-v1` and `uniform-v1` are compared
+    /// draw for draw, any other name gets the invariant checks only.
+    #[serde(default = "default_sampler")]
+    pub recorded_sampler: String,
 }
 
 /// `[groups.<attribute>]`: the declared reference distribution and thresholds of one attribute.
@@ -298,6 +306,7 @@ pub struct Audit {
     pub groups: Vec<GroupSpec>,
     pub annotations: Option<PathBuf>,
     pub signing_key: Option<PathBuf>,
+    pub recorded_sample: Option<PathBuf>,
 }
 
 impl Audit {
@@ -448,6 +457,7 @@ impl Audit {
 
         let signing_key = raw.signing.as_ref().and_then(|s| s.key.as_ref()).map(|k| base.join(k));
 
+        let recorded_sample = raw.sampling.recorded.as_ref().map(|r| base.join(r));
         Ok(Audit {
             path: path.to_path_buf(),
             source,
@@ -460,6 +470,7 @@ impl Audit {
             groups,
             annotations,
             signing_key,
+            recorded_sample,
         })
     }
 }

@@ -22,6 +22,7 @@ pub const METRICS: &[(&str, &[&str])] = &[
     ("statistical_parity_difference", &["attribute", "population", "group"]),
     ("kappa", &["statistic"]),
     ("max_repeats", &[]),
+    ("recorded_sample_failures", &[]),
     ("imbalance_factor", &[]),
     ("empty_clusters", &[]),
 ];
@@ -318,6 +319,17 @@ fn select(check: &CheckSpec, metrics: &Value) -> Result<Vec<Observation>> {
             value: number(&metrics["sampling"]["max_count"]),
             indeterminate: None,
         }),
+        "recorded_sample_failures" => {
+            let recorded = &metrics["sampling"]["recorded"];
+            if recorded.is_null() {
+                return Err(unmatched("a recorded sample (no sampling.recorded in the config)"));
+            }
+            out.push(Observation {
+                subject: recorded["file"].as_str().unwrap_or("recorded sample").to_string(),
+                value: recorded["failures"].as_array().map(|f| f.len() as f64),
+                indeterminate: None,
+            });
+        }
         "imbalance_factor" => out.push(Observation {
             subject: "clusters".into(),
             value: number(&metrics["clustering"]["imbalance_factor"]),

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sample_verify;
 pub mod stages;
 
 pub use error::{Error, Result};

@@ -109,6 +109,34 @@ enum Command {
         #[arg(long)]
         counts: Option<PathBuf>,
     },
+    /// Verify a recorded sample: draw for draw against a re-run when it claims clusterclip-v1 or
+    /// uniform-v1, and against the invariants (counts ≤ C, balance, exhaustion order) always.
+    CheckSample {
+        /// The recorded sample: Parquet, JSONL or CSV with `id` (and optionally `step`), a counts
+        /// table with `id` and `count`, or an `.npy` array of document indices.
+        recorded: PathBuf,
+        /// CSV or Parquet with columns id and cluster (integer), rows in document order.
+        #[arg(long)]
+        labels: PathBuf,
+        /// Clip threshold C the sample claims.
+        #[arg(long)]
+        clip: u32,
+        /// The sampler the sample claims; other names get the invariant checks only.
+        #[arg(long, default_value = "clusterclip-v1")]
+        sampler: String,
+        /// Seed the sample claims (needed for the draw-for-draw comparison).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draws the sample claims; the recorded length when absent.
+        #[arg(long)]
+        draws: Option<u64>,
+        /// Exhaustion policy the sample claims.
+        #[arg(long, default_value = "stop")]
+        policy: ExhaustionPolicy,
+        /// Print the verification as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Label agreement statistics (Cohen, Fleiss, Krippendorff, Gwet) for an annotation table.
     Agreement {
         /// CSV or Parquet: long form item,rater,label, or wide form with --wide.
@@ -286,6 +314,34 @@ fn execute(cli: Cli) -> Result<u8> {
                 eprintln!("{} draws written to {} (largest count {})", stream.draws(), out.display(), stream.max_count());
             }
             Ok(0)
+        }
+        Command::CheckSample { recorded, labels, clip, sampler, seed, draws, policy, json } => {
+            let (ids, label_values) = clipaudit::stages::read_labels(&labels)?;
+            let draws = match draws {
+                Some(d) => d,
+                None => clipaudit::sample_verify::read_recorded(&recorded, &ids)?.0.draws(),
+            };
+            let claim = clipaudit::sample_verify::Claim {
+                sampler,
+                params: clipaudit::sample::ClipParams { clip, draws, seed, policy },
+            };
+            let (verification, _) = clipaudit::sample_verify::verify_recorded(&recorded, &ids, &label_values, &claim)?;
+            if json {
+                print_json(&verification)?;
+            }
+            if !quiet {
+                for failure in &verification.failures {
+                    eprintln!("FAILED {}: {failure}", recorded.display());
+                }
+                eprintln!(
+                    "{}: {} ({}), {} failure(s)",
+                    if verification.passed { "verified" } else { "verification failed" },
+                    recorded.display(),
+                    verification.kind,
+                    verification.failures.len()
+                );
+            }
+            Ok(if verification.passed { 0 } else { 1 })
         }
         Command::Agreement { annotations, wide, json } => {
             let (matrix, _) = clipaudit::dataset::load_annotations(&annotations, wide)?;

@@ -23,6 +23,7 @@ use crate::metrics::{outcome, phases};
 use crate::metrics::representation::{self, Populations, Representation};
 use crate::report;
 use crate::sample::{self, ClipParams, Stream};
+use crate::sample_verify;
 
 /// The shipped example, compiled into the binary so `clipaudit run` needs no download.
 pub const EMBEDDED_EXAMPLE: &[(&str, &[u8])] = &[
@@ -30,6 +31,7 @@ pub const EMBEDDED_EXAMPLE: &[(&str, &[u8])] = &[
     ("parlspeech/corpus.parquet", include_bytes!("../fixtures/parlspeech/corpus.parquet")),
     ("parlspeech/embeddings.parquet", include_bytes!("../fixtures/parlspeech/embeddings.parquet")),
     ("parlspeech/embeddings.parquet.json", include_bytes!("../fixtures/parlspeech/embeddings.parquet.json")),
+    ("parlspeech/recorded_sample.parquet", include_bytes!("../fixtures/parlspeech/recorded_sample.parquet")),
     ("annotations/fleiss1971.csv", include_bytes!("../fixtures/annotations/fleiss1971.csv")),
 ];
 
@@ -147,6 +149,17 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let stream = sample::clusterclip_v1(&clustering.labels, &clip).map_err(|e| Error::input(format!("sampling: {e}")))?;
     let baseline = sample::uniform_v1(corpus.len(), stream.draws(), s.seed).map_err(|e| Error::input(format!("baseline: {e}")))?;
 
+    let recorded = match &audit.recorded_sample {
+        Some(path) => {
+            (options.progress)("verifying the recorded sample");
+            let claim = sample_verify::Claim { sampler: s.recorded_sampler.clone(), params: clip };
+            let (verification, info) = sample_verify::verify_recorded(path, &corpus.ids, &clustering.labels, &claim)?;
+            inputs.push(info);
+            Some(verification)
+        }
+        None => None,
+    };
+
     (options.progress)("measuring representation");
     let representations = measure_all(&audit, &corpus, &clustering, &stream, &baseline)?;
 
@@ -172,6 +185,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let mut metrics = build_metrics(&audit, &corpus, &embeddings, &provenance, &clustering, &clip, &stream, &baseline, &representations, agreement);
     metrics["outcome"] = serde_json::to_value(&outcome).map_err(|e| Error::internal(e.to_string()))?;
     metrics["phases"] = serde_json::to_value(&mixtures).map_err(|e| Error::internal(e.to_string()))?;
+    metrics["sampling"]["recorded"] = serde_json::to_value(&recorded).map_err(|e| Error::internal(e.to_string()))?;
     let gate = gate::evaluate(&audit.raw.gate.check, &metrics).map_err(|e| e.context(audit.path.display()))?;
     metrics["gate"] = serde_json::to_value(&gate).map_err(|e| Error::internal(e.to_string()))?;
 
@@ -355,6 +369,14 @@ fn steps(audit: &Audit, inputs: &[InputFile], base: &Path, charts: &BTreeMap<Str
         Step { name: "random baseline (uniform-v1)".into(), inputs: vec![], outputs: vec!["data/baseline.parquet".into()], parameters: json!({ "seed": audit.raw.sampling.seed }) },
         Step { name: "representation and bias deltas".into(), inputs: vec!["data/sample.parquet".into(), "data/baseline.parquet".into()], outputs: vec!["metrics.json".into()], parameters: json!({ "bootstrap_resamples": BOOTSTRAP_RESAMPLES }) },
     ];
+    if audit.recorded_sample.is_some() {
+        steps.push(Step {
+            name: "recorded sample verification".into(),
+            inputs: of_role(sample_verify::RECORDED_SAMPLE_ROLE),
+            outputs: vec!["metrics.json".into()],
+            parameters: json!({ "claimed_sampler": audit.raw.sampling.recorded_sampler }),
+        });
+    }
     if audit.annotations.is_some() {
         steps.push(Step { name: "label agreement".into(), inputs: of_role("annotations"), outputs: vec!["metrics.json".into()], parameters: json!({}) });
     }

@@ -616,3 +616,81 @@ fn bad_input_unknown_privileged_group() {
         &["groups.language.privileged", "group `fr`", "groups: de, en, nl"],
     );
 }
+
+// ---------------------------------------------------------------- recorded samples
+
+/// Writes a recorded stream as CSV (`step,id`) from document ids.
+fn write_stream_csv(path: &Path, ids: &[String]) {
+    let mut csv = String::from("step,id\n");
+    for (step, id) in ids.iter().enumerate() {
+        csv.push_str(&format!("{step},{id}\n"));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+fn stream_ids(path: &Path) -> Vec<String> {
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
+    df.column("id").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect()
+}
+
+#[test]
+fn sample_rerun_is_byte_identical() {
+    let bundle = default_bundle();
+    let dir = tempfile::tempdir().unwrap();
+    let labels = bundle.join("data/clusters.parquet");
+    let out = clipaudit(&["sample", labels.to_str().unwrap(), "--clip", "2", "--draws", "4000", "--seed", "7", "--out", "again.parquet"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(std::fs::read(dir.path().join("again.parquet")).unwrap() == std::fs::read(bundle.join("data/sample.parquet")).unwrap());
+    // The default run verified the shipped recorded stream draw for draw.
+    let m = metrics(bundle);
+    assert_eq!(m["sampling"]["recorded"]["exact"]["identical"], true);
+    assert_eq!(m["sampling"]["recorded"]["passed"], true);
+}
+
+#[test]
+fn check_sample_reports_changed_draw_step() {
+    let bundle = default_bundle();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = stream_ids(&bundle.join("data/sample.parquet"));
+    // Replace draw 17 with a document drawn nowhere near it.
+    ids[17] = ids[3999].clone();
+    write_stream_csv(&dir.path().join("changed.csv"), &ids);
+    let labels = bundle.join("data/clusters.parquet");
+    let out = clipaudit(&["check-sample", "changed.csv", "--labels", labels.to_str().unwrap(), "--clip", "2", "--seed", "7", "--draws", "4000", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exact"]["first_difference"]["step"], 17, "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("17"), "{}", text(&out));
+}
+
+#[test]
+fn check_sample_names_document_over_clip() {
+    let bundle = default_bundle();
+    let dir = tempfile::tempdir().unwrap();
+    // Another sampler's stream: the recorded stream with its first document drawn once more
+    // than C = 2 allows.
+    let mut ids = stream_ids(&bundle.join("data/sample.parquet"));
+    let first = ids[0].clone();
+    let count = ids.iter().filter(|i| **i == first).count();
+    for _ in count..3 {
+        ids.push(first.clone());
+    }
+    write_stream_csv(&dir.path().join("other.csv"), &ids);
+    let labels = bundle.join("data/clusters.parquet");
+    let out = clipaudit(&["check-sample", "other.csv", "--labels", labels.to_str().unwrap(), "--clip", "2", "--sampler", "other-sampler"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&first), "{first} not named: {}", text(&out));
+}
+
+#[test]
+fn check_sample_rejects_non_monotonic_steps() {
+    let bundle = default_bundle();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = stream_ids(&bundle.join("data/sample.parquet"));
+    std::fs::write(dir.path().join("steps.csv"), format!("step,id\n0,{}\n2,{}\n1,{}\n", ids[0], ids[1], ids[2])).unwrap();
+    let labels = bundle.join("data/clusters.parquet");
+    let out = clipaudit(&["check-sample", "steps.csv", "--labels", labels.to_str().unwrap(), "--clip", "2"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("row 1"), "{}", text(&out));
+}

@@ -539,6 +539,7 @@ fn view_model(c: &Context) -> Value {
         "agreement": agreement,
         "outcome": outcome,
         "phases": phase_view(m),
+        "recorded": recorded_view(&m["sampling"]["recorded"]),
         "gaps": gaps,
         "lineage": lineage,
         "steps": c.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
@@ -569,4 +570,56 @@ fn phase_view(m: &Value) -> Value {
         .map(|x| json!({ "attribute": x["attribute"], "path": format!("charts/phases_{}.svg", file_stem(x["attribute"].as_str().unwrap_or(""))) }))
         .collect();
     json!({ "charts": charts, "header": header, "rows": rows })
+}
+
+/// The recorded-sample part of the sampling section, or null when no sample was recorded.
+fn recorded_view(r: &Value) -> Value {
+    if r.is_null() {
+        return Value::Null;
+    }
+    let inv = &r["invariants"];
+    let exact = match (&r["exact"], &r["counts"]) {
+        (e, _) if !e.is_null() => {
+            if e["identical"] == true {
+                format!("identical to a {} re-run, draw for draw ({} draws)", r["claim"]["sampler"].as_str().unwrap_or(""), fmt(&e["recorded_draws"], 0))
+            } else {
+                r["first_difference"].as_str().unwrap_or("differs").to_string()
+            }
+        }
+        (_, c) if !c.is_null() => {
+            if c["identical"] == true { "per-document counts identical to a re-run".to_string() } else { format!("{} documents' counts differ from a re-run", fmt(&c["differing_documents"], 0)) }
+        }
+        _ => format!("no exact comparison: the claimed sampler \"{}\" is not one clipaudit implements", r["claim"]["sampler"].as_str().unwrap_or("")),
+    };
+    let balance = match inv["balance"]["status"].as_str() {
+        Some("computed") => format!(
+            "χ² = {} with {} df over the first {} draws, p = {}",
+            fmt(&inv["balance"]["chi_square"], 3),
+            fmt(&inv["balance"]["df"], 0),
+            fmt(&inv["balance"]["prefix_draws"], 0),
+            match inv["balance"]["p_value"].as_f64() {
+                Some(p) if p > 0.0 && p < 1e-4 => format!("{p:.2e}"),
+                _ => fmt(&inv["balance"]["p_value"], 4),
+            }
+        ),
+        _ => format!("undefined: {}", inv["balance"]["reason"].as_str().unwrap_or("")),
+    };
+    let order = match inv["exhaustion"]["status"].as_str() {
+        Some("computed") => format!(
+            "{} clusters exhausted; Spearman ρ between size and exhaustion step {}",
+            fmt(&inv["exhaustion"]["exhausted"], 0),
+            fmt(&inv["exhaustion"]["spearman_rho"], 3)
+        ),
+        _ => format!("undefined: {}", inv["exhaustion"]["reason"].as_str().unwrap_or("")),
+    };
+    let rows = vec![
+        json!(["file", format!("{} ({}, SHA-256 {})", r["file"].as_str().unwrap_or(""), r["kind"].as_str().unwrap_or(""), r["sha256"].as_str().unwrap_or(""))]),
+        json!(["claimed sampler", r["claim"]["sampler"]]),
+        json!(["exact comparison", exact]),
+        json!(["documents drawn more than C times", inv["clip_violations"].as_array().map(|v| v.len()).unwrap_or(0).to_string()]),
+        json!(["balance across active clusters", balance]),
+        json!(["exhaustion order", order]),
+        json!(["verdict", if r["passed"] == true { "passed".to_string() } else { format!("failed: {}", r["failures"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).collect::<Vec<_>>().join("; ")) }]),
+    ];
+    json!({ "rows": rows })
 }
