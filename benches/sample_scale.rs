@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clipaudit::sample::{clusterclip_v1, uniform_v1, ClipParams, ExhaustionPolicy};
 
-/// The process's peak resident set size in MiB, from /proc/self/status (Linux).
+/// Returns the process's peak resident set size in MiB, from /proc/self/status (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -87,7 +87,7 @@ pub fn read_labels(labels: &Path) -> Result<(Vec<String>, Vec<u32>)> {
     Ok((id_values, label_values))
 }
 
-/// What `sample` draws.
+/// The parameters of one `sample` request.
 pub struct SampleRequest {
     pub clip: u32,
     pub draws: u64,
@@ -98,7 +98,8 @@ pub struct SampleRequest {
 }
 
 /// Reads cluster labels, draws the requested stream and writes it to `out` as Parquet with
-/// columns `step`, `id`, `cluster`; with `counts`, also the draws per document (`id`, `count`).
+/// columns `step`, `id` and `cluster`. With `counts`, it also writes the draws per document
+/// (`id`, `count`).
 pub fn sample_file(labels: &Path, request: &SampleRequest, out: &Path, counts: Option<&Path>) -> Result<Stream> {
     let (ids, label_values) = read_labels(labels)?;
     let stream = match request.sampler.as_str() {
