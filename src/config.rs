@@ -132,6 +132,8 @@ pub struct GroupSection {
     pub special_category: bool,
     /// The reference group for outcome parity; the largest group of the raw corpus when absent.
     pub privileged: Option<String>,
+    /// A target mixture for each phase of the stream (shares that sum to 1), in phase order.
+    pub phase_targets: Option<Vec<BTreeMap<String, f64>>>,
 }
 
 /// A declared reference distribution: `"uniform"`, `"corpus"`, or explicit shares.
@@ -288,6 +290,7 @@ pub struct GroupSpec {
     pub min_count: u64,
     pub special_category: bool,
     pub privileged: Option<String>,
+    pub phase_targets: Option<Vec<BTreeMap<String, f64>>>,
 }
 
 /// The validated configuration of one run, with paths resolved against the config's folder.
@@ -397,6 +400,15 @@ impl Audit {
             return Err(at("sampling.draws", "the number of draws T must be at least 1".into()));
         }
         crate::metrics::phases::plan(s.draws, s.phases, s.phase_starts.as_deref()).map_err(|e| e.context(path.display()))?;
+        let phase_count = s.phase_starts.as_ref().map_or(s.phases, Vec::len);
+        for (attribute, g) in &raw.groups {
+            if let Some(targets) = &g.phase_targets {
+                if targets.len() != phase_count {
+                    return Err(at(&format!("groups.{attribute}.phase_targets"), format!("{} targets for {phase_count} phases", targets.len()))
+                        .with_hint("give one table of shares per phase of [sampling]"));
+                }
+            }
+        }
         if s.sampler != "clusterclip-v1" {
             return Err(at("sampling.sampler", format!("unknown sampler `{}`", s.sampler)).with_hint("use \"clusterclip-v1\""));
         }
@@ -419,6 +431,7 @@ impl Audit {
                     min_count: DEFAULT_MIN_COUNT,
                     special_category: false,
                     privileged: None,
+                    phase_targets: None,
                 });
             }
         }
@@ -508,6 +521,15 @@ fn validate_group(attribute: &str, g: &GroupSection) -> Result<GroupSpec> {
     if !(g.min_share >= 0.0 && g.min_share < 1.0) {
         return Err(Error::input(format!("{key}.min_share: {} is not in [0, 1)", g.min_share)));
     }
+    for (phase, target) in g.phase_targets.iter().flatten().enumerate() {
+        let total: f64 = target.values().sum();
+        if (total - 1.0).abs() > 1e-9 || target.values().any(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(Error::input_hint(
+                format!("{key}.phase_targets[{phase}]: shares sum to {total}, not 1"),
+                "give each phase's target mixture as non-negative shares that add up to 1",
+            ));
+        }
+    }
     Ok(GroupSpec {
         attribute: attribute.to_string(),
         reference,
@@ -515,6 +537,7 @@ fn validate_group(attribute: &str, g: &GroupSection) -> Result<GroupSpec> {
         min_count: g.min_count,
         special_category: g.special_category,
         privileged: g.privileged.clone(),
+        phase_targets: g.phase_targets.clone(),
     })
 }
 

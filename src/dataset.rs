@@ -191,7 +191,7 @@ fn string_column(df: &DataFrame, name: &str, path: &Path, key: &str) -> Result<V
     Ok(values)
 }
 
-fn check_unique_ids(ids: &[String], source: &str) -> Result<()> {
+pub(crate) fn check_unique_ids(ids: &[String], source: &str) -> Result<()> {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
     for (row, id) in ids.iter().enumerate() {
         if let Some(first) = seen.insert(id.as_str(), row) {

@@ -473,6 +473,7 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
         min_count: crate::config::DEFAULT_MIN_COUNT,
         special_category: false,
         privileged: None,
+        phase_targets: None,
     };
     let mut out = vec![(
         representation::measure(
@@ -513,6 +514,7 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
                 min_count: first.min_count.max(second.min_count),
                 special_category: first.special_category || second.special_category,
                 privileged: None,
+                phase_targets: None,
             };
             let rep = representation::measure(
                 &spec,
@@ -540,14 +542,30 @@ fn measure_phases(
     // The representation tables hold each attribute's groups and reference shares already.
     for (rep, _) in representations.iter().filter(|(r, _)| !r.attribute.contains(" × ")) {
         let names: Vec<String> = rep.groups.iter().map(|g| g.group.clone()).collect();
-        let reference: Vec<f64> = rep.groups.iter().map(|g| g.reference_share).collect();
+        let mut references = vec![rep.groups.iter().map(|g| g.reference_share).collect::<Vec<f64>>()];
+        let targets = audit.groups.iter().find(|g| g.attribute == rep.attribute).and_then(|g| g.phase_targets.as_ref());
+        if let Some(targets) = targets {
+            references = targets
+                .iter()
+                .enumerate()
+                .map(|(phase, shares)| {
+                    if let Some(unknown) = shares.keys().find(|k| !names.contains(k)) {
+                        return Err(Error::input_hint(
+                            format!("{}: groups.{}.phase_targets[{phase}] names group `{unknown}`, which the corpus does not have", audit.path.display(), rep.attribute),
+                            format!("groups: {}", names.join(", ")),
+                        ));
+                    }
+                    Ok(names.iter().map(|n| shares.get(n).copied().unwrap_or(0.0)).collect())
+                })
+                .collect::<Result<_>>()?;
+        }
         let codes: Vec<u32> = if rep.attribute == "cluster" {
             let position: std::collections::BTreeMap<String, u32> = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
             clustering.labels.iter().map(|l| position[&l.to_string()]).collect()
         } else {
             representation::encode(&corpus.groups[&rep.attribute]).1
         };
-        out.push(phases::measure(&rep.attribute, &names, &codes, &stream.indices, &starts, &reference));
+        out.push(phases::measure(&rep.attribute, &names, &codes, &stream.indices, &starts, &references));
     }
     Ok(out)
 }

@@ -84,6 +84,10 @@ pub fn read_labels(labels: &Path) -> Result<(Vec<String>, Vec<u32>)> {
     for (row, id) in ids.str()?.iter().enumerate() {
         id_values.push(id.ok_or_else(|| Error::input(format!("{}: row {row}: column `id` is null", labels.display())))?.to_string());
     }
+    if id_values.is_empty() {
+        return Err(Error::input_hint(format!("{}: the labels table has no rows", labels.display()), "write one row per document"));
+    }
+    dataset::check_unique_ids(&id_values, &labels.display().to_string())?;
     Ok((id_values, label_values))
 }
 

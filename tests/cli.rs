@@ -694,3 +694,35 @@ fn check_sample_rejects_non_monotonic_steps() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("row 1"), "{}", text(&out));
 }
+
+#[test]
+fn sample_rejects_bad_labels_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("labels.csv"), "id,cluster\na,0\nb,1\na,1\n").unwrap();
+    let out = clipaudit(&["sample", "labels.csv", "--clip", "1", "--draws", "3", "--seed", "1", "--out", "s.parquet"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("duplicate id `a`"), "{}", text(&out));
+
+    std::fs::write(dir.path().join("labels.csv"), "id,cluster\na,0\nb,1\n").unwrap();
+    for (flag, value, expected) in [("--clip", "0", "clip"), ("--draws", "0", "draw")] {
+        let mut args = vec!["sample", "labels.csv", "--clip", "1", "--draws", "3", "--seed", "1", "--out", "s.parquet"];
+        let position = args.iter().position(|a| *a == flag).unwrap();
+        args[position + 1] = value;
+        let out = clipaudit(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains(expected), "{}", text(&out));
+        assert!(!dir.path().join("s.parquet").exists(), "output written despite {flag} {value}");
+    }
+}
+
+#[test]
+fn phase_targets_must_match_phase_count() {
+    assert_rejected(
+        |d| {
+            let mut config = std::fs::read_to_string(d.join("audit.toml")).unwrap();
+            config.push_str("\n[groups.language]\nphase_targets = [{ de = 0.5, en = 0.5 }, { nl = 1.0 }]\n");
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["groups.language.phase_targets", "2 targets for 4 phases"],
+    );
+}

@@ -207,6 +207,7 @@ mod tests {
             min_count,
             special_category: false,
             privileged: privileged.map(str::to_string),
+            phase_targets: None,
         }
     }
 

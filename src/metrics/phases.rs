@@ -15,6 +15,8 @@ pub struct Phase {
     /// Draws per group in this phase.
     pub counts: Vec<u64>,
     pub shares: Vec<f64>,
+    /// The target shares of this phase: the attribute's reference, or a declared per-phase target.
+    pub reference: Vec<f64>,
     #[serde(serialize_with = "serialize_extended")]
     pub kl_divergence: f64,
     pub js_distance: f64,
@@ -25,7 +27,8 @@ pub struct Phase {
 pub struct PhaseMixture {
     pub attribute: String,
     pub groups: Vec<String>,
-    pub reference: Vec<f64>,
+    /// True when the config declares a target mixture per phase.
+    pub phase_targets: bool,
     pub phases: Vec<Phase>,
 }
 
@@ -51,8 +54,9 @@ pub fn plan(draws: u64, count: usize, boundaries: Option<&[u64]>) -> Result<Vec<
     Ok((0..count as u64).map(|i| i * length).filter(|&s| s < draws.max(1)).collect())
 }
 
-/// Measures the mixture of `codes` (group of each document) over the phases of `stream`.
-pub fn measure(attribute: &str, groups: &[String], codes: &[u32], stream: &[u32], starts: &[u64], reference: &[f64]) -> PhaseMixture {
+/// Measures the mixture of `codes` (group of each document) over the phases of `stream`, each
+/// against `references[phase]`, or against `references[0]` when only one is given.
+pub fn measure(attribute: &str, groups: &[String], codes: &[u32], stream: &[u32], starts: &[u64], references: &[Vec<f64>]) -> PhaseMixture {
     let total = stream.len() as u64;
     let phases = starts
         .iter()
@@ -65,17 +69,19 @@ pub fn measure(attribute: &str, groups: &[String], codes: &[u32], stream: &[u32]
             }
             let n: u64 = counts.iter().sum();
             let shares: Vec<f64> = counts.iter().map(|&c| if n == 0 { 0.0 } else { c as f64 / n as f64 }).collect();
+            let reference = references.get(i).unwrap_or(&references[0]).clone();
             Phase {
                 start,
                 end,
-                kl_divergence: kl_divergence(&shares, reference),
-                js_distance: js_divergence(&shares, reference).max(0.0).sqrt(),
+                kl_divergence: kl_divergence(&shares, &reference),
+                js_distance: js_divergence(&shares, &reference).max(0.0).sqrt(),
                 counts,
                 shares,
+                reference,
             }
         })
         .collect();
-    PhaseMixture { attribute: attribute.to_string(), groups: groups.to_vec(), reference: reference.to_vec(), phases }
+    PhaseMixture { attribute: attribute.to_string(), groups: groups.to_vec(), phase_targets: references.len() > 1, phases }
 }
 
 #[cfg(test)]
@@ -95,7 +101,7 @@ mod tests {
     fn phase_shares_by_hand() {
         // Documents 0, 1 in group a, 2 in group b; the stream draws a, a, then b, b.
         let groups = vec!["a".to_string(), "b".to_string()];
-        let m = measure("g", &groups, &[0, 0, 1], &[0, 1, 2, 2], &[0, 2], &[0.5, 0.5]);
+        let m = measure("g", &groups, &[0, 0, 1], &[0, 1, 2, 2], &[0, 2], &[vec![0.5, 0.5]]);
         assert_eq!(m.phases[0].counts, vec![2, 0]);
         assert_eq!(m.phases[1].counts, vec![0, 2]);
         assert_eq!(m.phases[1].end, 4);
@@ -106,5 +112,17 @@ mod tests {
         let kl_rm = 0.5 * (2.0f64 / 3.0).ln() + 0.5 * 2f64.ln();
         let expected_js = (0.5 * kl_pm + 0.5 * kl_rm).sqrt();
         assert!((m.phases[0].js_distance - expected_js).abs() < 1e-12, "{}", m.phases[0].js_distance);
+    }
+
+    #[test]
+    fn per_phase_targets_apply_in_order() {
+        // A schedule that moves from group a to group b meets its per-phase targets exactly.
+        let groups = vec!["a".to_string(), "b".to_string()];
+        let targets = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let m = measure("g", &groups, &[0, 0, 1], &[0, 1, 2, 2], &[0, 2], &targets);
+        assert!(m.phase_targets);
+        assert_eq!(m.phases[1].reference, vec![0.0, 1.0]);
+        assert_eq!(m.phases[0].kl_divergence, 0.0);
+        assert_eq!(m.phases[1].js_distance, 0.0);
     }
 }

@@ -567,6 +567,7 @@ mod tests {
             min_count: 20,
             special_category: false,
             privileged: None,
+            phase_targets: None,
         };
         let names = vec!["de".to_string(), "nl".to_string()];
         let raw: Vec<u32> = (0..110).map(|i| u32::from(i >= 100)).collect();
@@ -587,6 +588,7 @@ mod tests {
             min_count: 0,
             special_category: false,
             privileged: None,
+            phase_targets: None,
         };
         let names = vec!["de".to_string(), "nl".to_string()];
         let raw = vec![0, 1];
@@ -596,7 +598,7 @@ mod tests {
 
     #[test]
     fn bootstrap_is_seeded() {
-        let spec = GroupSpec { attribute: "a".into(), reference: Reference::Uniform, min_share: 0.0, min_count: 0, special_category: false, privileged: None };
+        let spec = GroupSpec { attribute: "a".into(), reference: Reference::Uniform, min_share: 0.0, min_count: 0, special_category: false, privileged: None, phase_targets: None };
         let names = vec!["x".to_string(), "y".to_string(), "z".to_string()];
         let raw: Vec<u32> = (0..60).map(|i| (i % 3) as u32).collect();
         let curated: Vec<u32> = (0..60).rev().collect();

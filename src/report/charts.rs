@@ -279,16 +279,16 @@ const PALETTE: [RGBColor; 10] = [
 /// The largest number of groups drawn as separate lines; more are drawn as a heat map instead.
 pub const MAX_LINES: usize = 10;
 
-/// One line per group: its share of each phase's draws, with the reference share as a dashed
-/// line of the same colour. Each line has a legend entry and its own marker shape.
-pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], reference: &[f64], phase_labels: &[String]) -> Result<String> {
+/// One line per group: its share of each phase's draws, with the phase's reference share as a
+/// dashed line of the same colour. Each line has a legend entry and its own marker shape.
+pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], reference: &[Vec<f64>], phase_labels: &[String]) -> Result<String> {
     register_font();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
         let phases = phase_labels.len();
-        let max = shares.iter().flatten().chain(reference).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+        let max = shares.iter().flatten().chain(reference.iter().flatten()).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9) * 1.15;
         let labels = phase_labels.to_vec();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 18))
@@ -325,9 +325,10 @@ pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], referenc
             } else {
                 chart.draw_series(points.iter().map(|&p| TriangleMarker::new(p, 5, color.filled()))).map_err(chart_error)?;
             }
-            let r = reference[g];
+            // The reference is a step for each phase, so a per-phase target shows as stairs.
+            let steps: Vec<(f64, f64)> = (0..phases).flat_map(|p| [(p as f64 - 0.3, reference[p][g]), (p as f64 + 0.3, reference[p][g])]).collect();
             chart
-                .draw_series(DashedLineSeries::new(vec![(-0.3, r), (phases as f64 - 0.7, r)], 4, 4, color.stroke_width(1)))
+                .draw_series(DashedLineSeries::new(steps, 4, 4, color.stroke_width(1)))
                 .map_err(chart_error)?;
         }
         // The legend sits in the right margin, outside the plotting area.

@@ -80,8 +80,8 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
     for mixture in metrics["phases"].as_array().into_iter().flatten() {
         let attribute = mixture["attribute"].as_str().unwrap_or_default();
         let groups: Vec<String> = serde_json::from_value(mixture["groups"].clone()).map_err(|e| Error::internal(e.to_string()))?;
-        let reference: Vec<f64> = serde_json::from_value(mixture["reference"].clone()).map_err(|e| Error::internal(e.to_string()))?;
         let phases = mixture["phases"].as_array().cloned().unwrap_or_default();
+        let reference: Vec<Vec<f64>> = phases.iter().map(|p| serde_json::from_value(p["reference"].clone()).unwrap_or_default()).collect();
         let shares: Vec<Vec<f64>> = phases.iter().map(|p| serde_json::from_value(p["shares"].clone()).unwrap_or_default()).collect();
         let labels: Vec<String> = phases.iter().map(|p| format!("{}–{}", p["start"], p["end"])).collect();
         let name = format!("charts/phases_{}.svg", file_stem(attribute));
