@@ -243,7 +243,21 @@ fn view_model(c: &Context) -> Value {
     } else {
         sampling_text.to_string()
     };
-    let exhausted: Vec<Value> = s["exhausted"].as_array().into_iter().flatten().map(|x| json!([fmt(&x["cluster"], 0), fmt(&x["documents"], 0), fmt(&x["step"], 0)])).collect();
+    // Every cluster: its size, when it was exhausted, and its share of the draws before and after
+    // the first exhaustion.
+    let split = &s["before_after_first_exhaustion"];
+    let sizes = cl["sizes"].as_array().cloned().unwrap_or_default();
+    let exhausted: Vec<Value> = if split["first_exhaustion_step"].is_null() {
+        Vec::new()
+    } else {
+        (0..sizes.len())
+            .map(|c| {
+                let step = s["exhausted"].as_array().into_iter().flatten().find(|x| x["cluster"] == c).map(|x| fmt(&x["step"], 0)).unwrap_or_else(|| "—".into());
+                json!([c.to_string(), fmt(&sizes[c], 0), step, fmt(&split["before"][c], 4), fmt(&split["after"][c], 4)])
+            })
+            .collect()
+    };
+    let first_exhaustion = fmt(&split["first_exhaustion_step"], 0);
 
     let mut representation = Vec::new();
     let mut deltas = Vec::new();
@@ -532,7 +546,7 @@ fn view_model(c: &Context) -> Value {
             "model_files": model_files,
         },
         "clustering": { "text": clustering_text, "rows": clustering_rows },
-        "sampling": { "text": sampling_text, "rows": sampling_rows, "exhausted": exhausted },
+        "sampling": { "text": sampling_text, "rows": sampling_rows, "exhausted": exhausted, "first_exhaustion": first_exhaustion },
         "representation": representation,
         "deltas": deltas,
         "bootstrap_resamples": fmt(&m["representation"][0]["bootstrap_resamples"], 0),
