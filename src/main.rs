@@ -297,13 +297,19 @@ fn execute(cli: Cli) -> Result<u8> {
         }
         Command::Embed { input, model, out, id_column, text_column, batch_size } => {
             let bar = progress_bar(quiet);
-            clipaudit::stages::embed_file(&input, &model, &out, &id_column, &text_column, batch_size, &|done, total| {
+            let provenance = clipaudit::stages::embed_file(&input, &model, &out, &id_column, &text_column, batch_size, &|done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             })?;
             bar.finish_and_clear();
             if !quiet {
-                eprintln!("embeddings written to {}", out.display());
+                eprintln!(
+                    "{} embeddings written to {}; {} documents were longer than {} tokens and were truncated",
+                    provenance.documents,
+                    out.display(),
+                    provenance.truncated_documents,
+                    provenance.max_seq_length
+                );
             }
             Ok(0)
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::sample::{self, ClipParams, ExhaustionPolicy, Stream};
 
 /// Embeds the texts of `input` with the model in `model_dir` and writes `out` (Parquet) and its
-/// provenance file beside it. `progress` receives (documents done, total).
+/// provenance file beside it, which it also returns. `progress` receives (documents done, total).
 pub fn embed_file(
     input: &Path,
     model_dir: &Path,
@@ -19,7 +19,7 @@ pub fn embed_file(
     text_column: &str,
     batch_size: usize,
     progress: &dyn Fn(usize, usize),
-) -> Result<()> {
+) -> Result<EmbeddingProvenance> {
     if batch_size == 0 {
         return Err(Error::input("--batch-size must be at least 1"));
     }
@@ -51,7 +51,7 @@ pub fn embed_file(
     let bytes = crate::run::to_json_bytes(&provenance)?;
     std::fs::write(&sidecar, bytes).map_err(|e| Error::io("write", &sidecar, e))?;
     tracing::info!(documents = total, truncated = output.truncated, "embedded");
-    Ok(())
+    Ok(provenance)
 }
 
 /// Reads a labels table (columns `id` and `cluster`, an integer) in document order.
