@@ -95,7 +95,8 @@ enum Command {
         /// Seed of the random stream.
         #[arg(long)]
         seed: u64,
-        /// Exhaustion policy: the action when every cluster is exhausted before T draws.
+        /// Exhaustion policy when every cluster is exhausted before T draws: stop,
+        /// random_fallback or reset_counts.
         #[arg(long, default_value = "stop")]
         policy: ExhaustionPolicy,
         /// Sampler: clusterclip-v1, or the random baseline uniform-v1 (shuffled passes over all
@@ -124,13 +125,13 @@ enum Command {
         /// The sampler the sample claims; other names get the invariant checks only.
         #[arg(long, default_value = "clusterclip-v1")]
         sampler: String,
-        /// Seed the sample claims (needed for the draw-for-draw comparison).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seed the sample claims; required when it claims clusterclip-v1 or uniform-v1.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Draws the sample claims; the recorded length when absent.
         #[arg(long)]
         draws: Option<u64>,
-        /// Exhaustion policy the sample claims.
+        /// Exhaustion policy the sample claims: stop, random_fallback or reset_counts.
         #[arg(long, default_value = "stop")]
         policy: ExhaustionPolicy,
         /// Print the verification as JSON on stdout.
@@ -272,10 +273,11 @@ fn execute(cli: Cli) -> Result<u8> {
             if json {
                 print_json(&report)?;
             }
+            // Failed checks are errors, so they print even with --quiet.
+            for check in report.checks.iter().filter(|c| !c.ok) {
+                eprintln!("FAILED {}: {}: {}", check.name, check.file, check.detail);
+            }
             if !quiet {
-                for check in report.checks.iter().filter(|c| !c.ok) {
-                    eprintln!("FAILED {}: {}: {}", check.name, check.file, check.detail);
-                }
                 let failed = report.checks.iter().filter(|c| !c.ok).count();
                 eprintln!(
                     "{}: {} checks, {} failed (key id {})",
@@ -327,6 +329,17 @@ fn execute(cli: Cli) -> Result<u8> {
                 Some(d) => d,
                 None => clipaudit::sample_verify::read_recorded(&recorded, &ids)?.0.draws(),
             };
+            let implemented = [clipaudit::sample::CLUSTERCLIP_V1, clipaudit::sample::UNIFORM_V1].contains(&sampler.as_str());
+            let seed = match (seed, implemented) {
+                (Some(seed), _) => seed,
+                (None, false) => 0,
+                (None, true) => {
+                    return Err(Error::input_hint(
+                        format!("--seed is required to re-run {sampler} and compare draw for draw"),
+                        "pass the seed the sample was drawn with, or --sampler NAME for another sampler to check the invariants only",
+                    ))
+                }
+            };
             let claim = clipaudit::sample_verify::Claim {
                 sampler,
                 params: clipaudit::sample::ClipParams { clip, draws, seed, policy },
@@ -335,10 +348,10 @@ fn execute(cli: Cli) -> Result<u8> {
             if json {
                 print_json(&verification)?;
             }
+            for failure in &verification.failures {
+                eprintln!("FAILED {}: {failure}", recorded.display());
+            }
             if !quiet {
-                for failure in &verification.failures {
-                    eprintln!("FAILED {}: {failure}", recorded.display());
-                }
                 eprintln!(
                     "{}: {} ({}), {} failure(s)",
                     if verification.passed { "verified" } else { "verification failed" },

@@ -911,7 +911,7 @@ impl InvariantReport {
             let more = self.clip_violations.len() - named_violations.len();
             let rest = if more > 0 { format!(" and {more} more") } else { String::new() };
             failures.push(format!(
-                "{} documents are drawn more than C = {} times: {}{rest}",
+                "{} document(s) drawn more than C = {} times: {}{rest}",
                 self.clip_violations.len(),
                 self.clip,
                 named_violations.join(", ")
@@ -1840,10 +1840,12 @@ pub struct Verification {
     pub sha256: String,
     pub kind: &'static str,
     pub claim: Claim,
-    /// Present when the claim names `clusterclip-v1` or `uniform-v1` and the sample has an order.
+    /// Present when the claim names `clusterclip-v1` or `uniform-v1` and the sample is an
+    /// ordered stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<ExactComparison>,
-    /// Present for a counts table that claims a sampler clipaudit implements.
+    /// Present for a counts table or an unordered selection that claims a sampler clipaudit
+    /// implements: the per-document counts are compared with the re-run's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<CountComparison>,
     /// One sentence on the first differing draw, naming the documents.
@@ -1873,8 +1875,11 @@ pub fn verify_recorded(path: &Path, corpus_ids: &[String], labels: &[u32], claim
     let (mut exact, mut counts, mut first_difference) = (None, None, None);
     if let Some(expected) = &expected {
         match &recorded {
-            RecordedSample::Counts(values) => {
-                let comparison = compare_counts(values, expected);
+            // A counts table, or a selection whose order is not the draw order, is compared
+            // document by document: the same documents, each as often as in the re-run.
+            RecordedSample::Counts(_) | RecordedSample::Selection(_) => {
+                let values: Vec<u32> = recorded.document_counts(labels.len()).iter().map(|&c| c.min(u64::from(u32::MAX)) as u32).collect();
+                let comparison = compare_counts(&values, expected);
                 if !comparison.identical {
                     failures.push(format!(
                         "the per-document counts differ from a {} re-run for {} documents",

@@ -197,7 +197,7 @@ pub fn heatmap(title: &str, rows: &[String], column_names: &[String], x_label: &
             .caption(title, (FAMILY, 18))
             .margin(10)
             .margin_left(label_width)
-            .x_label_area_size(48)
+            .x_label_area_size(58)
             .y_label_area_size(0)
             .build_cartesian_2d(0.0..columns as f64, 0.0..rows.len() as f64)
             .map_err(chart_error)?;
@@ -235,7 +235,7 @@ pub fn heatmap(title: &str, rows: &[String], column_names: &[String], x_label: &
         let steps = [0.0, 0.25, 0.5, 0.75, 1.0];
         for (i, &fraction) in steps.iter().enumerate() {
             let x = right - (steps.len() - i) as i32 * 54;
-            let y = bottom + 26;
+            let y = bottom + 40;
             root.draw(&Rectangle::new([(x, y), (x + 16, y + 12)], shade(fraction).filled())).map_err(chart_error)?;
             root.draw(&Rectangle::new([(x, y), (x + 16, y + 12)], BLACK.stroke_width(1))).map_err(chart_error)?;
             let value = (fraction * scale * 1000.0).round() / 1000.0;
@@ -350,8 +350,11 @@ pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], referenc
             root.draw(&Text::new(name.clone(), (x + 28, y), style)).map_err(chart_error)?;
         }
         let y = top + 10 + groups.len() as i32 * 20;
-        root.draw(&PathElement::new(vec![(right + 14, y), (right + 36, y)], BLACK.stroke_width(1))).map_err(chart_error)?;
-        root.draw(&Text::new("dashed: reference", (right + 42, y - 6), (FAMILY, 12))).map_err(chart_error)?;
+        for dash in 0..3 {
+            let x = right + 14 + dash * 8;
+            root.draw(&PathElement::new(vec![(x, y), (x + 4, y)], BLACK.stroke_width(1))).map_err(chart_error)?;
+        }
+        root.draw(&Text::new("reference", (right + 42, y - 6), (FAMILY, 12))).map_err(chart_error)?;
         root.present().map_err(chart_error)?;
     }
     Ok(svg)

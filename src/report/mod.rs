@@ -83,14 +83,14 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
         let phases = mixture["phases"].as_array().cloned().unwrap_or_default();
         let reference: Vec<Vec<f64>> = phases.iter().map(|p| serde_json::from_value(p["reference"].clone()).unwrap_or_default()).collect();
         let shares: Vec<Vec<f64>> = phases.iter().map(|p| serde_json::from_value(p["shares"].clone()).unwrap_or_default()).collect();
-        let labels: Vec<String> = phases.iter().map(|p| format!("{}–{}", p["start"], p["end"])).collect();
+        let labels: Vec<String> = phases.iter().map(|p| format!("{}–{}", p["start"], p["end"].as_u64().unwrap_or(1).saturating_sub(1))).collect();
         let name = format!("charts/phases_{}.svg", file_stem(attribute));
         let svg = if groups.len() <= charts::MAX_LINES {
-            charts::phase_lines(&format!("{attribute} shares by training phase"), &groups, &shares, &reference, &labels)?
+            charts::phase_lines(&format!("{} shares by training phase", capitalize(attribute)), &groups, &shares, &reference, &labels)?
         } else {
             // Rows are groups and columns phases, each cell the group's share of that phase.
             let by_group: Vec<Vec<f64>> = (0..groups.len()).map(|g| shares.iter().map(|phase| phase[g]).collect()).collect();
-            charts::heatmap(&format!("{attribute} shares by training phase"), &groups, &labels, "phase of the curated stream (draws)", &by_group)?
+            charts::heatmap(&format!("{} shares by training phase", capitalize(attribute)), &groups, &labels, "phase of the curated stream (draws)", &by_group)?
         };
         out.insert(name, svg);
     }
@@ -99,6 +99,12 @@ pub fn draw_charts(metrics: &Value, clustering: &Clustering, stream: &Stream, cl
         charts::repetition_histogram("Draws per document in the curated stream", &stream.repetition_histogram(), clip)?,
     );
     Ok(out)
+}
+
+/// Returns `text` with its first letter in upper case, for chart titles.
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// A file-name-safe form of an attribute name.
@@ -111,7 +117,11 @@ fn fmt(value: &Value, digits: usize) -> String {
     match value {
         Value::Number(n) => match n.as_f64() {
             Some(v) if v.fract() == 0.0 && digits == 0 => format!("{v:.0}"),
-            Some(v) => format!("{v:.digits$}"),
+            Some(v) => {
+                let text = format!("{v:.digits$}");
+                // A value that rounds to zero is shown without a sign.
+                if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { text.trim_start_matches('-').to_string() } else { text }
+            }
             None => n.to_string(),
         },
         Value::String(s) if s == "inf" => "∞".into(),
@@ -162,13 +172,19 @@ fn view_model(c: &Context) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| json!({ "check": r["check"], "subject": r["subject"], "value": fmt(&r["value"], 4), "verdict": r["verdict"], "detail": r["detail"] }))
+        .map(|r| {
+            let value = match r["value"].as_f64() {
+                Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+                _ => fmt(&r["value"], 4),
+            };
+            json!({ "check": r["check"], "subject": r["subject"], "value": value, "verdict": r["verdict"], "detail": r["detail"] })
+        })
         .collect();
     let verdict = m["gate"]["verdict"].as_str().unwrap_or("indeterminate");
     let failed = gate_rows.iter().filter(|r| r["verdict"] == "fail").count();
     let warnings = gate_rows.iter().filter(|r| r["verdict"] == "warning").count();
     let verdict_note = format!(
-        "{} gate checks: {} failed, {} warnings, {} indeterminate.",
+        "{} gate checks: {} failed, {} warnings, {} indeterminate. Only checks of severity \"error\" decide the verdict; warnings and their indeterminate results are shown, not counted.",
         gate_rows.len(),
         failed,
         warnings,
@@ -194,7 +210,15 @@ fn view_model(c: &Context) -> Value {
     let corpus_files: Vec<Value> = inputs.iter().filter(|f| f.role == "corpus").map(|f| json!({ "path": f.path, "size": f.size.to_string(), "sha256": f.sha256 })).collect();
     let model_files: Vec<Value> = c.manifest.model_files.iter().map(|(name, sha)| json!({ "name": name, "sha256": sha })).collect();
     let e = &m["embedding"];
-    let embedding_text = format!(
+    let features = e["pooling"] == "none";
+    let embedding_text = if features {
+        format!(
+            "Vectors of dimension {} built from the data's own columns ({}), not by a language model. The provenance file records how they were made and the hash of the table they came from.",
+            fmt(&e["dimension"], 0),
+            e["model"].as_str().unwrap_or("unknown"),
+        )
+    } else {
+        format!(
         "Vectors of dimension {} from the model {} ({} pooling, {}, at most {} tokens; {} documents were truncated at that length). The model files' hashes below are those recorded when the embeddings were made.",
         fmt(&e["dimension"], 0),
         e["model"].as_str().unwrap_or("unknown"),
@@ -202,7 +226,8 @@ fn view_model(c: &Context) -> Value {
         if e["normalized"].as_bool().unwrap_or(false) { "L2-normalised" } else { "not normalised" },
         fmt(&e["max_seq_length"], 0),
         fmt(&e["truncated_documents"], 0),
-    );
+        )
+    };
 
     let cl = &m["clustering"];
     let p = &cl["params"];
@@ -318,6 +343,7 @@ fn view_model(c: &Context) -> Value {
                 // p-values span many orders of magnitude, so small ones keep their exponent.
                 match value.as_f64() {
                     Some(p) if *key == "chi_square_p" && p > 0.0 && p < 1e-4 => format!("{p:.2e}"),
+                    Some(p) if *key == "chi_square_p" && p == 0.0 => "< 1e-300".to_string(),
                     _ => fmt(value, digits),
                 }
             };
@@ -360,7 +386,7 @@ fn view_model(c: &Context) -> Value {
                 .flatten()
                 .map(|g| {
                     let flag = |c: &Value| match c["four_fifths_flag"].as_bool() {
-                        Some(true) => "flagged",
+                        Some(true) => "yes",
                         Some(false) => "no",
                         None => "—",
                     };
@@ -487,8 +513,8 @@ fn view_model(c: &Context) -> Value {
         json!({ "what": "Check the raw Ed25519 signatures (OpenSSL 3):", "command": "for f in manifest.json SHA256SUMS report.pdf; do openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in \"$f\" -sigfile \"$f.sig\"; done" }),
         json!({ "what": format!("Check the OpenSSH signatures; the principal \"{principal}\" is the first field of allowed_signers. Namespace clipaudit-manifest covers manifest.json and SHA256SUMS:"), "command": format!("for f in manifest.json SHA256SUMS; do ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-manifest -s \"$f.sshsig\" < \"$f\"; done") }),
         json!({ "what": "Namespace clipaudit-report covers the report:", "command": format!("ssh-keygen -Y verify -f allowed_signers -I '{principal}' -n clipaudit-report -s report.pdf.sshsig < report.pdf") }),
-        json!({ "what": "Extract the files attached to this PDF (poppler-utils) and compare them with the bundle's copies:", "command": "mkdir -p attached && pdfdetach -saveall -o attached report.pdf && for f in manifest.json metrics.json SHA256SUMS; do cmp \"attached/$f\" \"$f\"; done" }),
-        json!({ "what": "Or check every hash, every signature and the file list at once with clipaudit (the attachments are compared with the commands above):", "command": "clipaudit verify . --key signer.pub.pem" }),
+        json!({ "what": "Extract the files attached to this PDF (poppler-utils) into a folder outside the bundle and compare them with the bundle's copies:", "command": "d=$(mktemp -d) && pdfdetach -saveall -o \"$d\" report.pdf && for f in manifest.json metrics.json SHA256SUMS; do cmp \"$d/$f\" \"$f\"; done" }),
+        json!({ "what": "Check every hash, every signature and the bundle's file list at once with clipaudit; it does not read the PDF's attachments, which the previous command compares:", "command": "clipaudit verify . --key signer.pub.pem" }),
     ];
 
     let parameters = vec![
@@ -570,7 +596,7 @@ fn phase_view(m: &Value) -> Value {
     let Some(first) = mixtures.first() else {
         return json!({ "charts": [], "header": [], "rows": [] });
     };
-    let header: Vec<String> = first["phases"].as_array().into_iter().flatten().map(|p| format!("{}–{}", p["start"], p["end"])).collect();
+    let header: Vec<String> = first["phases"].as_array().into_iter().flatten().map(|p| format!("{}–{}", p["start"], p["end"].as_u64().unwrap_or(1).saturating_sub(1))).collect();
     let rows: Vec<Value> = mixtures
         .iter()
         .map(|x| {
@@ -620,7 +646,7 @@ fn recorded_view(r: &Value) -> Value {
     };
     let order = match inv["exhaustion"]["status"].as_str() {
         Some("computed") => format!(
-            "{} clusters exhausted; Spearman ρ between size and exhaustion step {}",
+            "{} clusters exhausted; Spearman ρ between size and exhaustion step {} (consistent when ρ ≥ 0; reported, not gating)",
             fmt(&inv["exhaustion"]["exhausted"], 0),
             fmt(&inv["exhaustion"]["spearman_rho"], 3)
         ),
