@@ -262,12 +262,12 @@ fn select(check: &CheckSpec, metrics: &Value) -> Result<Vec<Observation>> {
             }
             if !matched_attribute {
                 let names: Vec<&str> = tables.iter().filter_map(|t| t["attribute"].as_str()).collect();
-                let wanted = check.attribute.as_deref().unwrap_or("");
-                let hint = match crate::config::closest(wanted, names.iter().copied()) {
+                let requested = check.attribute.as_deref().unwrap_or("");
+                let hint = match crate::config::closest(requested, names.iter().copied()) {
                     Some(c) => format!("did you mean `{c}`? attributes: {}", names.join(", ")),
                     None => format!("attributes: {}", names.join(", ")),
                 };
-                return Err(unmatched(&format!("attribute `{wanted}`")).with_hint(hint));
+                return Err(unmatched(&format!("attribute `{requested}`")).with_hint(hint));
             }
         }
         "disparate_impact" | "statistical_parity_difference" => {

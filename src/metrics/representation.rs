@@ -93,7 +93,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The measures that bias deltas are reported for, by name.
+    /// Returns the measures that bias deltas are reported for, by name.
     pub fn measures(&self) -> [(&'static str, f64); 6] {
         [
             ("kl_divergence", self.kl_divergence),
@@ -151,7 +151,7 @@ fn count(labels: impl Iterator<Item = u32>, groups: usize) -> Vec<u64> {
     counts
 }
 
-/// The reference shares for `names`, in the same order.
+/// Returns the reference shares for `names`, in the same order.
 pub(crate) fn reference_shares(spec: &GroupSpec, names: &[String], raw_counts: &[u64]) -> Result<Vec<f64>> {
     match &spec.reference {
         Reference::Uniform => Ok(vec![1.0 / names.len() as f64; names.len()]),
@@ -448,8 +448,8 @@ pub fn measure(spec: &GroupSpec, pops: &Populations, resamples: usize, seed: u64
     })
 }
 
-/// The 2.5 % and 97.5 % percentiles (linear interpolation between order statistics); NaN when
-/// there are no finite replicates.
+/// Returns the 2.5 % and 97.5 % percentiles, interpolating linearly between order statistics,
+/// or NaN when there are no finite replicates.
 fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
     let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if finite.is_empty() {

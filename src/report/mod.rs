@@ -107,7 +107,7 @@ fn capitalize(text: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// A file-name-safe form of an attribute name.
+/// Returns a file-name-safe form of an attribute name.
 fn file_stem(name: &str) -> String {
     name.replace(" × ", "_x_").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '_' }).collect()
 }
@@ -144,7 +144,8 @@ pub fn compile(context: &Context) -> Result<Vec<u8>> {
     typst_world::compile_pdf(TEMPLATE, &files, context.date)
 }
 
-/// The EU AI Act evidence map: provision, what it asks, what this report shows, note key.
+/// The EU AI Act evidence map: provision, its requirement, where this report evidences it, and
+/// the `[report.notes]` key for the provider's part.
 const MAPPING: &[(&str, &str, &str, &str)] = &[
     ("Art. 10(2)(a)", "Relevant design choices.", "Clustering, sampling and reference-distribution parameters with the config hash (sections Clustering, ClusterClip sampling, Parameters).", "design_choices"),
     ("Art. 10(2)(b)", "Data collection processes, origin of data, original purpose of personal data.", "Sources with hashes and sizes (sections Data set and provenance, Lineage).", "collection"),
@@ -589,7 +590,7 @@ fn view_model(c: &Context) -> Value {
     })
 }
 
-/// The mixture-over-training part of the sampling section: a chart per attribute and a table of
+/// Builds the mixture-over-training part of the sampling section: a chart per attribute and a table of
 /// each phase's Jensen–Shannon distance to the reference.
 fn phase_view(m: &Value) -> Value {
     let mixtures = m["phases"].as_array().cloned().unwrap_or_default();
@@ -612,7 +613,7 @@ fn phase_view(m: &Value) -> Value {
     json!({ "charts": charts, "header": header, "rows": rows })
 }
 
-/// The recorded-sample part of the sampling section, or null when no sample was recorded.
+/// Builds the recorded-sample part of the sampling section, or null when no sample was recorded.
 fn recorded_view(r: &Value) -> Value {
     if r.is_null() {
         return Value::Null;
