@@ -162,13 +162,13 @@ pub fn evaluate(checks: &[CheckSpec], metrics: &Value) -> Result<GateReport> {
                     let below = check.min.is_some_and(|m| v < m);
                     let above = check.max.is_some_and(|m| v > m);
                     // Counts print as integers, other measures with four decimals.
-                    let shown = if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.4}") };
+                    let formatted = if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.4}") };
                     if below {
-                        ("fail", format!("{shown} is under the minimum {}", check.min.unwrap()))
+                        ("fail", format!("{formatted} is under the minimum {}", check.min.unwrap()))
                     } else if above {
-                        ("fail", format!("{shown} is over the maximum {}", check.max.unwrap()))
+                        ("fail", format!("{formatted} is over the maximum {}", check.max.unwrap()))
                     } else {
-                        ("pass", format!("{shown} is within bounds"))
+                        ("pass", format!("{formatted} is within bounds"))
                     }
                 }
             };

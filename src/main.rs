@@ -235,7 +235,7 @@ fn execute(cli: Cli) -> Result<u8> {
                 }
                 eprintln!("bundle written to {} (gate: {})", outcome.bundle.display(), outcome.gate.verdict);
                 if outcome.ephemeral_key {
-                    eprintln!("warning: signed with an ephemeral key; the report says it is not valid as evidence");
+                    eprintln!("warning: signed with an ephemeral key, so the report marks it as not valid as evidence");
                     eprintln!("hint: create a key with `clipaudit keygen --out keys` and pass `--key keys/signer.key.pem`");
                 }
             }

@@ -528,7 +528,7 @@ fn measure_all(audit: &Audit, corpus: &Corpus, clustering: &Clustering, stream: 
     Ok(out)
 }
 
-/// The mixture of clusters and of each declared attribute over the phases of the curated stream.
+/// Measures the mixture of clusters and of each declared attribute over the phases of the curated stream.
 fn measure_phases(
     audit: &Audit,
     corpus: &Corpus,
@@ -649,7 +649,7 @@ fn write_stage_outputs(dir: &Path, corpus: &Corpus, clustering: &Clustering, str
     dataset::write_parquet(&dir.join("data/counts.parquet"), &mut counts)
 }
 
-/// Each cluster's share of the draws before the first cluster was exhausted and after it.
+/// Returns each cluster's share of the draws before the first cluster was exhausted and after it.
 fn before_after_exhaustion(clustering: &Clustering, stream: &Stream) -> Value {
     let Some(&(_, first)) = stream.exhausted_at.first() else {
         return json!({ "first_exhaustion_step": null, "note": "no cluster was exhausted" });

@@ -43,7 +43,7 @@ fn text(output: &Output) -> String {
     format!("status {:?}\nstdout:\n{}\nstderr:\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-/// The default bundle, made once per test binary.
+/// Returns the default bundle, made once per test binary.
 fn default_bundle() -> &'static Path {
     static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = BUNDLE.get_or_init(|| {
@@ -329,7 +329,7 @@ fn embed_reproduces_shipped_embeddings() {
 
 // ---------------------------------------------------------------- bad input
 
-/// A small valid audit in `dir`: 60 documents in 3 languages, 8-dimensional embeddings.
+/// Writes a small valid audit into `dir`: 60 documents in 3 languages, 8-dimensional embeddings.
 fn small_audit(dir: &Path) {
     let mut csv = String::from("id,text,language\n");
     let mut ids = Vec::new();

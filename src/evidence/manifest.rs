@@ -57,7 +57,7 @@ pub struct ConfigEntry {
     pub content: Value,
 }
 
-/// Who signs the bundle.
+/// The signer of the bundle.
 #[derive(Debug, Clone, Serialize)]
 pub struct Signer {
     pub principal: String,

@@ -340,7 +340,7 @@ pub struct Populations<'a> {
 /// Measures one attribute over the three populations, with bias deltas and bootstrap intervals.
 ///
 /// The interval on each delta is the percentile interval (2.5 %, 97.5 %) of `resamples` bootstrap
-/// replicates; each replicate redraws, with replacement, the raw corpus, the curated stream and the
+/// replicates. Each replicate redraws, with replacement, the raw corpus, the curated stream and the
 /// baseline stream at their own sizes. The resampling generator is ChaCha20 keyed by
 /// SHA-256(seed little-endian ‖ "bootstrap:" ‖ attribute).
 pub fn measure(spec: &GroupSpec, pops: &Populations, resamples: usize, seed: u64) -> Result<Representation> {

@@ -179,8 +179,8 @@ pub fn repetition_histogram(title: &str, histogram: &[(u32, u64)], clip: u32) ->
     Ok(svg)
 }
 
-/// A heat map of shares, `shares[row][column]` in [0, 1]; the colour scale runs from white at 0
-/// to dark blue at a round value at or above the largest share.
+/// Draws a heat map of shares, `shares[row][column]` in [0, 1]. The colour scale runs from white
+/// at 0 to dark blue at a round value at or above the largest share.
 pub fn heatmap(title: &str, rows: &[String], column_names: &[String], x_label: &str, shares: &[Vec<f64>]) -> Result<String> {
     register_font();
     let columns = column_names.len();
@@ -279,8 +279,8 @@ const PALETTE: [RGBColor; 10] = [
 /// The largest number of groups drawn as separate lines; more are drawn as a heat map instead.
 pub const MAX_LINES: usize = 10;
 
-/// One line per group: its share of each phase's draws, with the phase's reference share as a
-/// dashed line of the same colour. Each line has a legend entry and its own marker shape.
+/// Draws one line per group: its share of each phase's draws, with the phase's reference share as
+/// a dashed line of the same colour. Each line has a legend entry and its own marker shape.
 pub fn phase_lines(title: &str, groups: &[String], shares: &[Vec<f64>], reference: &[Vec<f64>], phase_labels: &[String]) -> Result<String> {
     register_font();
     let mut svg = String::new();

@@ -14,7 +14,7 @@ use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
 use crate::error::{Error, Result};
 
-/// The fonts embedded in the binary, parsed once per process.
+/// Returns the fonts embedded in the binary, parsed once per process.
 fn fonts() -> &'static [Font] {
     static FONTS: std::sync::OnceLock<Vec<Font>> = std::sync::OnceLock::new();
     FONTS.get_or_init(|| typst_assets::fonts().flat_map(|data| Font::iter(Bytes::new(data))).collect())
