@@ -60,7 +60,8 @@ pub struct DatasetSection {
     pub description: Option<String>,
 }
 
-/// `[embedding]`: a precomputed embedding file, or a model directory to embed with.
+/// `[embedding]`: a precomputed embedding file, or a model directory to embed with. With both,
+/// the file must have been made by that model (checked against its provenance).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSection {

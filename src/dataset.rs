@@ -307,14 +307,52 @@ pub fn load_embeddings(path: &Path) -> Result<(Embeddings, InputFile)> {
 
 /// Writes embeddings as Parquet with columns `id` and `embedding` (list of f32), zstd-compressed.
 pub fn write_embeddings(path: &Path, embeddings: &Embeddings) -> Result<()> {
+    write_embeddings_as(path, embeddings, false)
+}
+
+/// Writes embeddings as [`write_embeddings`] does, with f16 components when `half` is set
+/// (rounded to nearest, ties to even).
+pub fn write_embeddings_as(path: &Path, embeddings: &Embeddings, half: bool) -> Result<()> {
     let vectors: Vec<Series> = (0..embeddings.ids.len())
         .map(|i| Series::new(PlSmallStr::EMPTY, embeddings.row(i)))
         .collect();
-    let mut df = DataFrame::new_infer_height(vec![
-        Column::new("id".into(), &embeddings.ids),
-        Column::new("embedding".into(), vectors),
-    ])?;
+    let mut vectors = Column::new("embedding".into(), vectors);
+    if half {
+        vectors = vectors.cast(&DataType::List(Box::new(DataType::Float16)))?;
+    }
+    let mut df = DataFrame::new_infer_height(vec![Column::new("id".into(), &embeddings.ids), vectors])?;
     write_parquet(path, &mut df)
+}
+
+/// Joins Parquet files with the same columns into one at `out`, holding one input at a time;
+/// `out` appears only when complete.
+pub fn join_parquet(parts: &[PathBuf], out: &Path) -> Result<()> {
+    let staging = out.with_extension("parquet.partial");
+    let file = std::fs::File::create(&staging).map_err(|e| Error::io("create", &staging, e))?;
+    let mut writer = None;
+    for part in parts {
+        let reader = std::fs::File::open(part).map_err(|e| Error::io("read", part, e))?;
+        let df = ParquetReader::new(reader)
+            .finish()
+            .map_err(|e| Error::input(format!("{}: cannot be read as Parquet ({e})", part.display())))?;
+        if writer.is_none() {
+            let file = file.try_clone().map_err(|e| Error::io("write", &staging, e))?;
+            writer = Some(
+                ParquetWriter::new(file)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_statistics(StatisticsOptions::empty())
+                    .batched(df.schema())
+                    .map_err(|e| Error::internal(format!("writing {} failed ({e})", staging.display())))?,
+            );
+        }
+        if let Some(writer) = writer.as_mut() {
+            writer.write_batch(&df).map_err(|e| Error::internal(format!("writing {} failed ({e})", staging.display())))?;
+        }
+    }
+    let writer = writer.ok_or_else(|| Error::input("nothing to join: no shards"))?;
+    writer.finish().map_err(|e| Error::internal(format!("writing {} failed ({e})", staging.display())))?;
+    drop(file);
+    std::fs::rename(&staging, out).map_err(|e| Error::io("rename", &staging, e))
 }
 
 /// Writes `df` to `path` as zstd-compressed Parquet.

@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value = signing::DEFAULT_PRINCIPAL)]
         principal: String,
     },
-    /// Embed texts with a sentence-transformers model (candle, CPU).
+    /// Embed texts with a sentence-transformers model (BERT family).
     Embed {
         /// Corpus: Parquet, JSONL or CSV.
         input: PathBuf,
@@ -78,9 +78,19 @@ enum Command {
         id_column: String,
         #[arg(long, default_value = "text")]
         text_column: String,
-        /// Texts per forward pass.
+        /// Texts per forward pass; sets the working memory.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        /// Documents per shard written to OUT.parts/ as the run goes; a re-run resumes after the
+        /// last complete shard.
+        #[arg(long, default_value_t = 10_000)]
+        shard_size: usize,
+        /// Precision of the stored vectors.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: clipaudit::stages::Precision,
+        /// Device for the encoder: cpu, or cuda (GPU 0; needs a build with `--features cuda`).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
     },
     /// Draw a ClusterClip stream (clusterclip-v1) from cluster labels.
     Sample {
@@ -188,6 +198,30 @@ fn spinner(quiet: bool) -> ProgressBar {
 }
 
 /// Returns a documents-per-second progress bar on stderr when it is a terminal.
+/// The `--device` choices.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+impl DeviceArg {
+    fn backend(self) -> Result<clipaudit::embed::Backend> {
+        Ok(match self {
+            DeviceArg::Cpu => clipaudit::embed::Backend::Native,
+            DeviceArg::Cuda => {
+                let device = candle_core::Device::new_cuda(0).map_err(|e| {
+                    Error::input_hint(
+                        format!("--device cuda: no CUDA device could be opened ({e})"),
+                        "build with `cargo build --release --features cuda` on a machine with the CUDA toolkit and a GPU, or use --device cpu",
+                    )
+                })?;
+                clipaudit::embed::Backend::Candle(device)
+            }
+        })
+    }
+}
+
 fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return ProgressBar::hidden();
@@ -297,20 +331,34 @@ fn execute(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Embed { input, model, out, id_column, text_column, batch_size } => {
+        Command::Embed { input, model, out, id_column, text_column, batch_size, shard_size, dtype, device } => {
             let bar = progress_bar(quiet);
-            let provenance = clipaudit::stages::embed_file(&input, &model, &out, &id_column, &text_column, batch_size, &|done, total| {
+            let request = clipaudit::stages::EmbedRequest {
+                input: &input,
+                model_dir: &model,
+                out: &out,
+                id_column: &id_column,
+                text_column: &text_column,
+                batch_size,
+                shard_size,
+                precision: dtype,
+            };
+            let summary = clipaudit::stages::embed_file(&request, device.backend()?, &|done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             })?;
             bar.finish_and_clear();
             if !quiet {
+                let p = &summary.provenance;
+                if summary.resumed_shards > 0 {
+                    eprintln!("resumed: {} of {} shards were complete from an earlier run", summary.resumed_shards, summary.shards);
+                }
                 eprintln!(
                     "{} embeddings written to {}; {} documents were longer than {} tokens and were truncated",
-                    provenance.documents,
+                    p.documents,
                     out.display(),
-                    provenance.truncated_documents,
-                    provenance.max_seq_length
+                    p.truncated_documents,
+                    p.max_seq_length
                 );
             }
             Ok(0)

@@ -434,12 +434,33 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, progress: &dyn Fn(&str)) -> Res
                 }
             }
         }
-        return Ok((embeddings, vec![info, sidecar_info], provenance));
+        let mut inputs = vec![info, sidecar_info];
+        if let Some(model_dir) = &audit.model {
+            let model_files = crate::embed::hash_model_files(model_dir)?;
+            for file in &model_files {
+                let name = file.path.strip_prefix(model_dir).unwrap_or(&file.path).to_string_lossy().replace('\\', "/");
+                let recorded = provenance.model_files.get(&name);
+                if recorded != Some(&file.sha256) {
+                    return Err(Error::input_hint(
+                        format!(
+                            "{}: the embeddings were made by another model than [embedding] model names: {name} has SHA-256 {} in {}, but the provenance records {}",
+                            path.display(),
+                            file.sha256,
+                            model_dir.display(),
+                            recorded.map_or("no such file", String::as_str)
+                        ),
+                        "re-embed the corpus with this model (`clipaudit embed`), or set [embedding] model to the model that made the embeddings",
+                    ));
+                }
+            }
+            inputs.extend(model_files);
+        }
+        return Ok((embeddings, inputs, provenance));
     }
 
     let model_dir = audit.model.as_ref().expect("validated: precomputed or model");
     progress("embedding");
-    let model = crate::embed::Model::load(model_dir, candle_core::Device::Cpu)?;
+    let model = crate::embed::Model::load(model_dir, crate::embed::Backend::Native)?;
     let output = model.embed(&corpus.texts, audit.raw.embedding.batch_size, |_| {})?;
     let provenance = EmbeddingProvenance {
         model: model.name.clone(),

@@ -1,7 +1,9 @@
 //! File-level entry points of the single-stage commands (`embed`, `sample`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use polars::prelude::{Column, DataFrame, DataType};
 
@@ -9,49 +11,171 @@ use crate::dataset::{self, EmbeddingProvenance, Embeddings};
 use crate::error::{Error, Result};
 use crate::sample::{self, ClipParams, ExhaustionPolicy, Stream};
 
-/// Embeds the texts of `input` with the model in `model_dir` and writes `out` (Parquet) and its
-/// provenance file beside it, which it also returns. `progress` receives (documents done, total).
-pub fn embed_file(
-    input: &Path,
-    model_dir: &Path,
-    out: &Path,
-    id_column: &str,
-    text_column: &str,
-    batch_size: usize,
-    progress: &dyn Fn(usize, usize),
-) -> Result<EmbeddingProvenance> {
-    if batch_size == 0 {
+/// The precision of the vectors `embed` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+/// One `embed` request: the corpus, the model and how to write the vectors.
+pub struct EmbedRequest<'a> {
+    pub input: &'a Path,
+    pub model_dir: &'a Path,
+    pub out: &'a Path,
+    pub id_column: &'a str,
+    pub text_column: &'a str,
+    /// Texts per forward pass; with the longest text, it sets the working memory.
+    pub batch_size: usize,
+    /// Documents per shard: the unit that is written to disk and skipped on resume.
+    pub shard_size: usize,
+    pub precision: Precision,
+}
+
+/// The outcome of `embed_file`.
+pub struct EmbedSummary {
+    pub provenance: EmbeddingProvenance,
+    pub shards: usize,
+    /// Shards found complete from an earlier, interrupted run and not recomputed.
+    pub resumed_shards: usize,
+}
+
+/// Identifies a run, so that shards left by an interrupted run are reused only by the same run.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ShardRun {
+    inputs: BTreeMap<String, String>,
+    model_files: BTreeMap<String, String>,
+    id_column: String,
+    text_column: String,
+    documents: usize,
+    shard_size: usize,
+    precision: Precision,
+}
+
+/// A finished shard's counts, written beside it.
+#[derive(Serialize, Deserialize)]
+struct ShardRecord {
+    documents: usize,
+    truncated: usize,
+}
+
+/// Returns the folder for the shards of output `out` while it is being made.
+pub fn shard_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".parts");
+    out.with_file_name(name)
+}
+
+/// Embeds the texts of `request.input` and writes `request.out` (Parquet, columns `id` and
+/// `embedding`) with its provenance file beside it.
+///
+/// The vectors are written shard by shard into `OUT.parts/` as they are computed; a shard is
+/// complete once its file is renamed into place. A re-run of the same request skips the
+/// complete shards, so an interrupted run resumes where it stopped. When all shards are there,
+/// they are joined into `OUT` one at a time and the folder is removed. Memory is the texts, one
+/// shard of vectors and one batch of activations. `progress` receives (documents done, total).
+pub fn embed_file(request: &EmbedRequest, backend: crate::embed::Backend, progress: &dyn Fn(usize, usize)) -> Result<EmbedSummary> {
+    if request.batch_size == 0 {
         return Err(Error::input("--batch-size must be at least 1"));
     }
-    let columns = dataset::Columns { id: id_column, text: Some(text_column), groups: &[], outcome: None };
-    let corpus = dataset::load_corpus(&[input.to_path_buf()], &columns)?;
-    let model = crate::embed::Model::load(model_dir, candle_core::Device::Cpu)?;
+    if request.shard_size == 0 {
+        return Err(Error::input("--shard-size must be at least 1"));
+    }
+    let columns = dataset::Columns { id: request.id_column, text: Some(request.text_column), groups: &[], outcome: None };
+    let corpus = dataset::load_corpus(&[request.input.to_path_buf()], &columns)?;
+    let model = crate::embed::Model::load(request.model_dir, backend)?;
     let total = corpus.len();
-    let output = model.embed(&corpus.texts, batch_size, |done| progress(done, total))?;
-    let embeddings = Embeddings { ids: corpus.ids.clone(), dimension: model.dimension, data: output.data };
+    let inputs: BTreeMap<String, String> = corpus
+        .files
+        .iter()
+        .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone()))
+        .collect();
+    let run = ShardRun {
+        inputs: inputs.clone(),
+        model_files: model.file_hashes(request.model_dir),
+        id_column: request.id_column.into(),
+        text_column: request.text_column.into(),
+        documents: total,
+        shard_size: request.shard_size,
+        precision: request.precision,
+    };
+
+    let parts = shard_dir(request.out);
+    let run_file = parts.join("run.json");
+    if parts.exists() {
+        let earlier: Option<ShardRun> = std::fs::read(&run_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if earlier.as_ref() != Some(&run) {
+            return Err(Error::input_hint(
+                format!("{}: holds shards of a different embedding run (another input, model or setting)", parts.display()),
+                "delete this folder to start over, or repeat the earlier command to finish that run",
+            ));
+        }
+    } else {
+        std::fs::create_dir_all(&parts).map_err(|e| Error::io("create", &parts, e))?;
+        write_atomic(&run_file, &crate::run::to_json_bytes(&run)?)?;
+    }
+
+    let shards = total.div_ceil(request.shard_size);
+    let shard_path = |i: usize| parts.join(format!("part-{i:06}.parquet"));
+    let mut truncated = 0;
+    let mut resumed = 0;
+    for shard in 0..shards {
+        let range = shard * request.shard_size..((shard + 1) * request.shard_size).min(total);
+        let path = shard_path(shard);
+        let record_path = dataset::provenance_path(&path);
+        if path.exists() {
+            let record: ShardRecord = std::fs::read(&record_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .filter(|r: &ShardRecord| r.documents == range.len())
+                .ok_or_else(|| {
+                    Error::input_hint(
+                        format!("{}: shard record missing or inconsistent", record_path.display()),
+                        format!("delete {} to start over", parts.display()),
+                    )
+                })?;
+            truncated += record.truncated;
+            resumed += 1;
+            progress(range.end, total);
+            continue;
+        }
+        let done_before = range.start;
+        let output = model.embed(&corpus.texts[range.clone()], request.batch_size, |done| progress(done_before + done, total))?;
+        let embeddings = Embeddings { ids: corpus.ids[range.clone()].to_vec(), dimension: model.dimension, data: output.data };
+        write_atomic(&record_path, &crate::run::to_json_bytes(&ShardRecord { documents: range.len(), truncated: output.truncated })?)?;
+        let staging = path.with_extension("parquet.partial");
+        dataset::write_embeddings_as(&staging, &embeddings, request.precision == Precision::F16)?;
+        std::fs::rename(&staging, &path).map_err(|e| Error::io("rename", &staging, e))?;
+        truncated += output.truncated;
+    }
 
     let provenance = EmbeddingProvenance {
         model: model.name.clone(),
-        model_files: model.file_hashes(model_dir),
+        model_files: run.model_files.clone(),
         pooling: model.pooling.name().into(),
         normalized: model.normalize,
         max_seq_length: model.max_seq_length,
         dimension: model.dimension,
-        documents: corpus.len(),
-        truncated_documents: output.truncated,
-        inputs: corpus
-            .files
-            .iter()
-            .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone()))
-            .collect::<BTreeMap<_, _>>(),
+        documents: total,
+        truncated_documents: truncated,
+        inputs,
         tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
     };
-    dataset::write_embeddings(out, &embeddings)?;
-    let sidecar = dataset::provenance_path(out);
-    let bytes = crate::run::to_json_bytes(&provenance)?;
-    std::fs::write(&sidecar, bytes).map_err(|e| Error::io("write", &sidecar, e))?;
-    tracing::info!(documents = total, truncated = output.truncated, "embedded");
-    Ok(provenance)
+    dataset::join_parquet(&(0..shards).map(shard_path).collect::<Vec<_>>(), request.out)?;
+    write_atomic(&dataset::provenance_path(request.out), &crate::run::to_json_bytes(&provenance)?)?;
+    std::fs::remove_dir_all(&parts).map_err(|e| Error::io("remove", &parts, e))?;
+    tracing::info!(documents = total, truncated, shards, resumed, "embedded");
+    Ok(EmbedSummary { provenance, shards, resumed_shards: resumed })
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let staging = path.with_file_name(name);
+    std::fs::write(&staging, bytes).map_err(|e| Error::io("write", &staging, e))?;
+    std::fs::rename(&staging, path).map_err(|e| Error::io("rename", &staging, e))
 }
 
 /// Reads a labels table (columns `id` and `cluster`, an integer) in document order.

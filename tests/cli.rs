@@ -497,6 +497,41 @@ fn bad_input_unknown_config_key() {
 }
 
 #[test]
+fn bad_input_embeddings_from_another_model() {
+    let model = std::env::var("CLIPAUDIT_MODEL_DIR").expect("CLIPAUDIT_MODEL_DIR is set (bash .ci/run does)");
+    // The small audit's embeddings record no model files, so the named model cannot have made them.
+    assert_rejected(
+        |d| {
+            let config = std::fs::read_to_string(d.join("audit.toml")).unwrap();
+            let config = config.replace("precomputed = \"embeddings.parquet\"", &format!("precomputed = \"embeddings.parquet\"\nmodel = {model:?}"));
+            std::fs::write(d.join("audit.toml"), config).unwrap();
+        },
+        &["embeddings.parquet", "another model than [embedding] model names", "config.json", "re-embed the corpus"],
+    );
+}
+
+#[test]
+fn embeddings_from_the_named_model_are_accepted() {
+    let model = PathBuf::from(std::env::var("CLIPAUDIT_MODEL_DIR").expect("CLIPAUDIT_MODEL_DIR is set (bash .ci/run does)"));
+    let dir = tempfile::tempdir().unwrap();
+    small_audit(dir.path());
+    let sidecar = provenance_path(&dir.path().join("embeddings.parquet"));
+    let mut provenance: EmbeddingProvenance = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    for file in clipaudit::embed::hash_model_files(&model).unwrap() {
+        let name = file.path.strip_prefix(&model).unwrap().to_string_lossy().into_owned();
+        provenance.model_files.insert(name, file.sha256);
+    }
+    std::fs::write(&sidecar, serde_json::to_vec(&provenance).unwrap()).unwrap();
+    let config = std::fs::read_to_string(dir.path().join("audit.toml")).unwrap();
+    let config = config.replace("precomputed = \"embeddings.parquet\"", &format!("precomputed = \"embeddings.parquet\"\nmodel = {model:?}"));
+    std::fs::write(dir.path().join("audit.toml"), config).unwrap();
+    let out = clipaudit(&["run", "audit.toml", "--out", "bundle"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let manifest = std::fs::read_to_string(dir.path().join("bundle/manifest.json")).unwrap();
+    assert!(manifest.contains("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"), "the model weights' hash is in the manifest");
+}
+
+#[test]
 fn bad_input_reference_shares_not_summing_to_one() {
     assert_rejected(
         |d| {

@@ -1,0 +1,328 @@
+//! Sentence-BERT embeddings with candle.
+//!
+//! A sentence-transformers model directory contains `config.json` (the BERT configuration),
+//! `model.safetensors`, `tokenizer.json`, `1_Pooling/config.json` (mean, CLS or max pooling),
+//! `sentence_bert_config.json` (`max_seq_length`) and `modules.json` (whether a `Normalize`
+//! module follows the pooling). Texts are tokenized with truncation to `max_seq_length`, sorted by
+//! token length into batches so padding stays small, run through BERT in f32, pooled over the
+//! attention mask, optionally L2-normalised, and returned in the original order.
+//!
+//! Two engines run the encoder. On the CPU, [`native`] packs each batch without padding and
+//! runs it with its own element-wise kernels. On a GPU (`--device cuda`, built with the `cuda`
+//! feature), candle-transformers' BERT runs it. Both read the same files, and both stay within
+//! the parity bound with sentence-transformers.
+
+pub mod native;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::dataset::{hex, InputFile};
+use crate::error::{Error, Result};
+
+/// The pooling of token vectors into one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    Mean,
+    Cls,
+    Max,
+}
+
+impl Pooling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Max => "max",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: usize,
+}
+
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// The files of a model directory that a model is read from, relative to the directory.
+pub const MODEL_FILES: [&str; 6] =
+    ["config.json", "1_Pooling/config.json", "sentence_bert_config.json", "modules.json", "tokenizer.json", "model.safetensors"];
+
+/// Hashes the model files of directory `dir` (those in [`MODEL_FILES`]) without loading the model.
+pub fn hash_model_files(dir: &Path) -> Result<Vec<InputFile>> {
+    MODEL_FILES
+        .iter()
+        .map(|name| {
+            read_model_file(&dir.join(name)).map(|(_, info)| info)
+        })
+        .collect()
+}
+
+/// The engine and device that run the encoder.
+pub enum Backend {
+    /// The packed CPU encoder in [`native`].
+    Native,
+    /// candle-transformers' BERT on a candle device (CPU or CUDA).
+    Candle(Device),
+}
+
+enum Engine {
+    Native(native::Bert),
+    Candle { bert: BertModel, device: Device },
+}
+
+/// A loaded sentence-transformers model.
+pub struct Model {
+    pub name: String,
+    engine: Engine,
+    tokenizer: Tokenizer,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub max_seq_length: usize,
+    pub dimension: usize,
+    /// Every model file read, with its hash, for the manifest.
+    pub files: Vec<InputFile>,
+}
+
+/// The output of [`Model::embed`].
+pub struct EmbeddingOutput {
+    /// Row-major vectors in the order of the input texts.
+    pub data: Vec<f32>,
+    /// How many texts were cut at `max_seq_length` tokens.
+    pub truncated: usize,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, files: &mut Vec<InputFile>) -> Result<T> {
+    let value: serde_json::Value = read_json_value(path, files)?;
+    serde_json::from_value(value).map_err(|e| Error::input(format!("{}: {e}", path.display())))
+}
+
+/// Reads and hashes one file of a model directory.
+fn read_model_file(path: &Path) -> Result<(Vec<u8>, InputFile)> {
+    crate::dataset::read_hashed(path, "model").map_err(|e| {
+        e.with_hint("a sentence-transformers model directory is expected; fetch the reference model with scripts/fetch-model.sh")
+    })
+}
+
+fn read_json_value(path: &Path, files: &mut Vec<InputFile>) -> Result<serde_json::Value> {
+    let (bytes, info) = read_model_file(path)?;
+    files.push(info);
+    serde_json::from_slice(&bytes).map_err(|e| Error::input(format!("{}: invalid JSON ({e})", path.display())))
+}
+
+impl Model {
+    /// Loads the model in directory `dir` for `backend`.
+    pub fn load(dir: &Path, backend: Backend) -> Result<Model> {
+        let mut files = Vec::new();
+        let config_path = dir.join("config.json");
+        let config_value = read_json_value(&config_path, &mut files)?;
+        let config: native::BertConfig = serde_json::from_value(config_value.clone())
+            .map_err(|e| Error::input_hint(format!("{}: {e}", config_path.display()), "a BERT configuration is expected"))?;
+        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling/config.json"), &mut files)?;
+        let sbert: SentenceBertConfig = read_json(&dir.join("sentence_bert_config.json"), &mut files)?;
+        let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"), &mut files)?;
+
+        let pooling = match (pooling.pooling_mode_mean_tokens, pooling.pooling_mode_cls_token, pooling.pooling_mode_max_tokens) {
+            (true, false, false) => Pooling::Mean,
+            (false, true, false) => Pooling::Cls,
+            (false, false, true) => Pooling::Max,
+            _ => {
+                return Err(Error::input_hint(
+                    format!("{}: exactly one of the mean, CLS and max pooling modes must be set", dir.join("1_Pooling/config.json").display()),
+                    "combined pooling modes are not supported",
+                ))
+            }
+        };
+        let normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
+        if sbert.max_seq_length == 0 || sbert.max_seq_length > config.max_position_embeddings {
+            return Err(Error::input(format!(
+                "{}: max_seq_length {} must lie in 1..={} (max_position_embeddings in config.json)",
+                dir.join("sentence_bert_config.json").display(),
+                sbert.max_seq_length,
+                config.max_position_embeddings
+            )));
+        }
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let (tokenizer_bytes, info) = read_model_file(&tokenizer_path)?;
+        files.push(info);
+        let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes)
+            .map_err(|e| Error::input(format!("{}: invalid tokenizer ({e})", tokenizer_path.display())))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: sbert.max_seq_length, ..Default::default() }))
+            .map_err(|e| Error::input(format!("{}: cannot set truncation ({e})", tokenizer_path.display())))?;
+
+        let weights = dir.join("model.safetensors");
+        let (_, info) = read_model_file(&weights)?;
+        files.push(info);
+        let engine = match backend {
+            Backend::Native => Engine::Native(native::Bert::load(&config, &config_path, &weights)?),
+            Backend::Candle(device) => {
+                let candle_config: Config = serde_json::from_value(config_value)
+                    .map_err(|e| Error::input(format!("{}: {e}", config_path.display())))?;
+                // SAFETY: the file is memory-mapped read-only and not modified while the model lives.
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+                    .map_err(|e| Error::input(format!("{}: cannot be read as safetensors ({e})", weights.display())))?;
+                let bert = BertModel::load(vb, &candle_config)
+                    .map_err(|e| Error::input(format!("{}: weights do not match config.json ({e})", weights.display())))?;
+                Engine::Candle { bert, device }
+            }
+        };
+
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Model {
+            name,
+            engine,
+            tokenizer,
+            pooling,
+            normalize,
+            max_seq_length: sbert.max_seq_length,
+            dimension: config.hidden_size,
+            files,
+        })
+    }
+
+    /// Returns the model files' SHA-256 by file name relative to the model directory.
+    pub fn file_hashes(&self, dir: &Path) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|f| {
+                let name: PathBuf = f.path.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_else(|_| f.path.clone());
+                (name.to_string_lossy().replace('\\', "/"), f.sha256.clone())
+            })
+            .collect()
+    }
+
+    /// Embeds `texts` in batches of `batch_size`; `progress` is called with the number done.
+    pub fn embed(&self, texts: &[String], batch_size: usize, mut progress: impl FnMut(usize)) -> Result<EmbeddingOutput> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| Error::internal(format!("tokenization failed ({e})")))?;
+        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+
+        // Longest first, so the first batch shows the peak memory at once.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+
+        let mut data = vec![0f32; texts.len() * self.dimension];
+        let mut done = 0;
+        for batch in order.chunks(batch_size.max(1)) {
+            let encodings: Vec<&tokenizers::Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+            let pooled = match &self.engine {
+                Engine::Native(bert) => self.embed_native(bert, &encodings)?,
+                Engine::Candle { bert, device } => self.embed_candle(bert, device, &encodings)?,
+            };
+            for (&i, row) in batch.iter().zip(pooled.chunks_exact(self.dimension)) {
+                data[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(row);
+            }
+            done += batch.len();
+            progress(done);
+        }
+        Ok(EmbeddingOutput { data, truncated })
+    }
+
+    /// Pools and normalises one batch with the packed CPU encoder.
+    fn embed_native(&self, bert: &native::Bert, batch: &[&tokenizers::Encoding]) -> Result<Vec<f32>> {
+        let sequences: Vec<native::Sequence> =
+            batch.iter().map(|e| native::Sequence { ids: e.get_ids(), type_ids: e.get_type_ids() }).collect();
+        let hidden = bert.forward(&sequences)?;
+        let d = self.dimension;
+        let mut pooled = vec![0f32; batch.len() * d];
+        let mut start = 0;
+        for (e, out) in batch.iter().zip(pooled.chunks_exact_mut(d)) {
+            let len = e.get_ids().len();
+            let rows = &hidden[start * d..(start + len) * d];
+            start += len;
+            match self.pooling {
+                Pooling::Cls => out.copy_from_slice(&rows[..d]),
+                Pooling::Mean => {
+                    for row in rows.chunks_exact(d) {
+                        out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+                    }
+                    let count = (len as f32).max(1e-9);
+                    out.iter_mut().for_each(|o| *o /= count);
+                }
+                Pooling::Max => {
+                    out.fill(f32::NEG_INFINITY);
+                    for row in rows.chunks_exact(d) {
+                        out.iter_mut().zip(row).for_each(|(o, &v)| *o = o.max(v));
+                    }
+                }
+            }
+            if self.normalize {
+                let norm = out.iter().map(|&v| v * v).sum::<f32>().sqrt().max(1e-12);
+                out.iter_mut().for_each(|o| *o /= norm);
+            }
+        }
+        Ok(pooled)
+    }
+
+    /// Pools and normalises one padded batch with candle-transformers' BERT.
+    fn embed_candle(&self, bert: &BertModel, device: &Device, batch: &[&tokenizers::Encoding]) -> Result<Vec<f32>> {
+        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![0u32; batch.len() * width];
+        let mut mask = vec![0u32; batch.len() * width];
+        for (row, e) in batch.iter().enumerate() {
+            ids[row * width..row * width + e.get_ids().len()].copy_from_slice(e.get_ids());
+            mask[row * width..row * width + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
+        }
+        let shape = (batch.len(), width);
+        let ids = Tensor::from_vec(ids, shape, device)?;
+        let mask = Tensor::from_vec(mask, shape, device)?;
+        let types = ids.zeros_like()?;
+        let hidden = bert.forward(&ids, &types, Some(&mask))?;
+        let pooled = self.pool(&hidden, &mask)?;
+        let pooled = if self.normalize {
+            pooled.broadcast_div(&pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?)?
+        } else {
+            pooled
+        };
+        Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    }
+
+    fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        Ok(match self.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+                let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+                summed.broadcast_div(&counts)?
+            }
+            Pooling::Max => {
+                // Padding positions get a large negative value so they never win the maximum.
+                let penalty = ((mask.ones_like()? - &mask)? * -1e9)?;
+                hidden.broadcast_add(&penalty)?.max(1)?
+            }
+        })
+    }
+}
+
+/// Hex SHA-256 of a byte string.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
