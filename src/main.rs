@@ -42,6 +42,10 @@ enum Command {
         /// Print the outcome as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Device for the encoder when the config embeds with a model: cpu, or cuda (GPU 0;
+        /// needs a build with `--features cuda`).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
     },
     /// Check a bundle: every hash, every signature, no missing or extra files.
     Verify {
@@ -207,18 +211,7 @@ enum DeviceArg {
 
 impl DeviceArg {
     fn backend(self) -> Result<clipaudit::embed::Backend> {
-        Ok(match self {
-            DeviceArg::Cpu => clipaudit::embed::Backend::Native,
-            DeviceArg::Cuda => {
-                let device = candle_core::Device::new_cuda(0).map_err(|e| {
-                    Error::input_hint(
-                        format!("--device cuda: no CUDA device could be opened ({e})"),
-                        "build with `cargo build --release --features cuda` on a machine with the CUDA toolkit and a GPU, or use --device cpu",
-                    )
-                })?;
-                clipaudit::embed::Backend::Candle(device)
-            }
-        })
+        clipaudit::embed::Backend::for_device(matches!(self, DeviceArg::Cuda))
     }
 }
 
@@ -240,13 +233,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 fn execute(cli: Cli) -> Result<u8> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Run { config, out, key, json } => {
+        Command::Run { config, out, key, json, device } => {
             let bar = spinner(quiet);
             let progress_bar = bar.clone();
             let options = clipaudit::run::RunOptions {
                 config,
                 out,
                 key,
+                cuda: matches!(device, DeviceArg::Cuda),
                 progress: Box::new(move |stage| {
                     progress_bar.set_message(stage.to_string());
                     tracing::info!("{stage}");

@@ -46,6 +46,8 @@ pub struct RunOptions {
     /// A private key (PKCS#8 PEM); overrides `[signing]`. `None` with no `[signing]` key signs
     /// with an ephemeral key.
     pub key: Option<PathBuf>,
+    /// Whether a model in the config runs on CUDA GPU 0 rather than the CPU.
+    pub cuda: bool,
     /// Progress callback: stage name.
     pub progress: Box<dyn Fn(&str)>,
 }
@@ -125,7 +127,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome> {
     let corpus = dataset::load_corpus(&audit.corpus_files, &columns)?;
 
     (options.progress)("loading embeddings");
-    let (embeddings, mut inputs, provenance) = load_or_embed(&audit, &corpus, &options.progress)?;
+    let (embeddings, mut inputs, provenance) = load_or_embed(&audit, &corpus, options.cuda, &options.progress)?;
     inputs.splice(0..0, corpus.files.iter().cloned());
 
     (options.progress)("clustering");
@@ -398,7 +400,7 @@ fn run_id(audit: &Audit, inputs: &[InputFile], started: i64) -> String {
     crate::embed::sha256_hex(text.as_bytes())[..32].to_string()
 }
 
-fn load_or_embed(audit: &Audit, corpus: &Corpus, progress: &dyn Fn(&str)) -> Result<(Embeddings, Vec<InputFile>, EmbeddingProvenance)> {
+fn load_or_embed(audit: &Audit, corpus: &Corpus, cuda: bool, progress: &dyn Fn(&str)) -> Result<(Embeddings, Vec<InputFile>, EmbeddingProvenance)> {
     if let Some(path) = &audit.embeddings {
         let (embeddings, info) = dataset::load_embeddings(path)?;
         dataset::align_embeddings(corpus, &embeddings, path)?;
@@ -460,7 +462,7 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, progress: &dyn Fn(&str)) -> Res
 
     let model_dir = audit.model.as_ref().expect("validated: precomputed or model");
     progress("embedding");
-    let model = crate::embed::Model::load(model_dir, crate::embed::Backend::Native)?;
+    let model = crate::embed::Model::load(model_dir, crate::embed::Backend::for_device(cuda)?)?;
     let output = model.embed(&corpus.texts, audit.raw.embedding.batch_size, |_| {})?;
     let provenance = EmbeddingProvenance {
         model: model.name.clone(),

@@ -87,6 +87,22 @@ pub enum Backend {
     Candle(Device),
 }
 
+impl Backend {
+    /// Returns the backend for `--device`: the packed CPU encoder, or candle on CUDA GPU 0.
+    pub fn for_device(cuda: bool) -> Result<Backend> {
+        if !cuda {
+            return Ok(Backend::Native);
+        }
+        let device = Device::new_cuda(0).map_err(|e| {
+            Error::input_hint(
+                format!("--device cuda: no CUDA device could be opened ({e})"),
+                "build with `cargo build --release --features cuda` on a machine with the CUDA toolkit and a GPU, or use --device cpu",
+            )
+        })?;
+        Ok(Backend::Candle(device))
+    }
+}
+
 enum Engine {
     Native(native::Bert),
     Candle { bert: BertModel, device: Device },
@@ -103,6 +119,12 @@ pub struct Model {
     pub dimension: usize,
     /// Every model file read, with its hash, for the manifest.
     pub files: Vec<InputFile>,
+}
+
+/// The token ids of one text, cut at the model's maximum length.
+struct Tokens {
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
 }
 
 /// The output of [`Model::embed`].
@@ -175,10 +197,10 @@ impl Model {
             .map_err(|e| Error::input(format!("{}: cannot set truncation ({e})", tokenizer_path.display())))?;
 
         let weights = dir.join("model.safetensors");
-        let (_, info) = read_model_file(&weights)?;
+        let (weight_bytes, info) = read_model_file(&weights)?;
         files.push(info);
         let engine = match backend {
-            Backend::Native => Engine::Native(native::Bert::load(&config, &config_path, &weights)?),
+            Backend::Native => Engine::Native(native::Bert::load(&config, &config_path, &weights, &weight_bytes)?),
             Backend::Candle(device) => {
                 let candle_config: Config = serde_json::from_value(config_value)
                     .map_err(|e| Error::input(format!("{}: {e}", config_path.display())))?;
@@ -217,20 +239,27 @@ impl Model {
 
     /// Embeds `texts` in batches of `batch_size`; `progress` is called with the number done.
     pub fn embed(&self, texts: &[String], batch_size: usize, mut progress: impl FnMut(usize)) -> Result<EmbeddingOutput> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
-            .map_err(|e| Error::internal(format!("tokenization failed ({e})")))?;
-        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        // Tokenize in chunks and keep only the ids: a full encoding also carries the token strings,
+        // offsets and the overflowing part of every truncated text.
+        let mut tokens = Vec::with_capacity(texts.len());
+        let mut truncated = 0;
+        for chunk in texts.chunks(1024) {
+            let encodings = self
+                .tokenizer
+                .encode_batch(chunk.iter().map(String::as_str).collect::<Vec<_>>(), true)
+                .map_err(|e| Error::internal(format!("tokenization failed ({e})")))?;
+            truncated += encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+            tokens.extend(encodings.iter().map(|e| Tokens { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }));
+        }
 
-        // Longest first, so the first batch shows the peak memory at once.
+        // Longest first, so the first batch needs the most memory and any shortage shows at once.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
 
         let mut data = vec![0f32; texts.len() * self.dimension];
         let mut done = 0;
         for batch in order.chunks(batch_size.max(1)) {
-            let encodings: Vec<&tokenizers::Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+            let encodings: Vec<&Tokens> = batch.iter().map(|&i| &tokens[i]).collect();
             let pooled = match &self.engine {
                 Engine::Native(bert) => self.embed_native(bert, &encodings)?,
                 Engine::Candle { bert, device } => self.embed_candle(bert, device, &encodings)?,
@@ -245,15 +274,14 @@ impl Model {
     }
 
     /// Pools and normalises one batch with the packed CPU encoder.
-    fn embed_native(&self, bert: &native::Bert, batch: &[&tokenizers::Encoding]) -> Result<Vec<f32>> {
-        let sequences: Vec<native::Sequence> =
-            batch.iter().map(|e| native::Sequence { ids: e.get_ids(), type_ids: e.get_type_ids() }).collect();
+    fn embed_native(&self, bert: &native::Bert, batch: &[&Tokens]) -> Result<Vec<f32>> {
+        let sequences: Vec<native::Sequence> = batch.iter().map(|t| native::Sequence { ids: &t.ids, type_ids: &t.type_ids }).collect();
         let hidden = bert.forward(&sequences)?;
         let d = self.dimension;
         let mut pooled = vec![0f32; batch.len() * d];
         let mut start = 0;
         for (e, out) in batch.iter().zip(pooled.chunks_exact_mut(d)) {
-            let len = e.get_ids().len();
+            let len = e.ids.len();
             let rows = &hidden[start * d..(start + len) * d];
             start += len;
             match self.pooling {
@@ -281,18 +309,21 @@ impl Model {
     }
 
     /// Pools and normalises one padded batch with candle-transformers' BERT.
-    fn embed_candle(&self, bert: &BertModel, device: &Device, batch: &[&tokenizers::Encoding]) -> Result<Vec<f32>> {
-        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+    fn embed_candle(&self, bert: &BertModel, device: &Device, batch: &[&Tokens]) -> Result<Vec<f32>> {
+        let width = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![0u32; batch.len() * width];
+        let mut types = vec![0u32; batch.len() * width];
         let mut mask = vec![0u32; batch.len() * width];
-        for (row, e) in batch.iter().enumerate() {
-            ids[row * width..row * width + e.get_ids().len()].copy_from_slice(e.get_ids());
-            mask[row * width..row * width + e.get_ids().len()].copy_from_slice(e.get_attention_mask());
+        for (row, t) in batch.iter().enumerate() {
+            let at = row * width..row * width + t.ids.len();
+            ids[at.clone()].copy_from_slice(&t.ids);
+            types[at.clone()].copy_from_slice(&t.type_ids);
+            mask[at].fill(1);
         }
         let shape = (batch.len(), width);
         let ids = Tensor::from_vec(ids, shape, device)?;
+        let types = Tensor::from_vec(types, shape, device)?;
         let mask = Tensor::from_vec(mask, shape, device)?;
-        let types = ids.zeros_like()?;
         let hidden = bert.forward(&ids, &types, Some(&mask))?;
         let pooled = self.pool(&hidden, &mask)?;
         let pooled = if self.normalize {

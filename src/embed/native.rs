@@ -11,10 +11,9 @@
 //! `erf` below are accurate to a few units in the 7th significant digit, far inside the parity
 //! bound with sentence-transformers.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::safetensors::SliceSafetensors;
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -93,8 +92,9 @@ pub struct Sequence<'a> {
 }
 
 impl Bert {
-    /// Reads the weights in `weights` (a safetensors file) for the shape in `config`.
-    pub fn load(config: &BertConfig, config_path: &Path, weights: &Path) -> Result<Bert> {
+    /// Reads the weights from `bytes`, the contents of the safetensors file `weights`, for the
+    /// shape in `config`.
+    pub fn load(config: &BertConfig, config_path: &Path, weights: &Path, bytes: &[u8]) -> Result<Bert> {
         let bad_config = |what: String| Error::input(format!("{}: {what}", config_path.display()));
         let activation = match config.hidden_act.as_str() {
             "gelu" => Activation::Gelu,
@@ -114,12 +114,12 @@ impl Bert {
             )));
         }
 
-        let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
+        let tensors = candle_core::safetensors::SliceSafetensors::new(bytes)
             .map_err(|e| Error::input(format!("{}: cannot be read as safetensors ({e})", weights.display())))?;
         let mut store = Store { tensors, path: weights, prefix: String::new() };
         let prefix = config.model_type.clone().unwrap_or_else(|| "bert".into());
-        if !store.tensors.contains_key("embeddings.word_embeddings.weight")
-            && store.tensors.contains_key(&format!("{prefix}.embeddings.word_embeddings.weight"))
+        if store.tensors.get("embeddings.word_embeddings.weight").is_err()
+            && store.tensors.get(&format!("{prefix}.embeddings.word_embeddings.weight")).is_ok()
         {
             store.prefix = format!("{prefix}.");
         }
@@ -276,15 +276,16 @@ impl SharedMut {
 
 /// Looks up checkpoint tensors by name, checking their shapes.
 struct Store<'a> {
-    tensors: HashMap<String, Tensor>,
+    tensors: SliceSafetensors<'a>,
     path: &'a Path,
     prefix: String,
 }
 
 impl Store<'_> {
+    /// Copies tensor `name` out as f32 values, checking that it has `shape`.
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let key = format!("{}{name}", self.prefix);
-        let tensor = self.tensors.remove(&key).ok_or_else(|| {
+        let tensor = self.tensors.load(&key, &candle_core::Device::Cpu).map_err(|_| {
             Error::input_hint(
                 format!("{}: tensor `{key}` is missing", self.path.display()),
                 "the weights must be a BERT checkpoint matching config.json",
