@@ -75,8 +75,8 @@ def write_jsonl(path, texts):
 def run_clipaudit(binary, model, texts_path, out_path, extra=()):
     """Runs `clipaudit embed` under GNU time; returns the wall time and the peak RSS in MiB.
 
-    GNU time is a small process of its own, so the peak is clipaudit's alone; a child forked from
-    this Python process would report the parent's memory from before the exec.
+    GNU time is a small process of its own, so the peak is clipaudit's alone. A child forked from
+    this Python process would also report the parent's memory from before the exec.
     """
     report = Path(str(out_path) + ".time")
     command = ["/usr/bin/time", "-f", "%M", "-o", str(report), str(binary), "-q", "embed", str(texts_path)]

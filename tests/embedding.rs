@@ -119,7 +119,7 @@ fn speeches(path: &Path, n: usize) {
 }
 
 #[test]
-fn embed_resumes_an_interrupted_run_after_its_complete_shards() {
+fn embed_interrupted_resumes() {
     let dir = tempfile::tempdir().unwrap();
     speeches(&dir.path().join("speeches.jsonl"), 240);
     let model = model_dir();
@@ -202,7 +202,7 @@ fn assert_model_rejected(break_it: impl FnOnce(&Path), needles: &[&str]) {
 }
 
 #[test]
-fn embed_names_the_broken_file_of_a_model_directory() {
+fn embed_broken_model_directory() {
     assert_model_rejected(|m| std::fs::remove_file(m.join("tokenizer.json")).unwrap(), &["tokenizer.json", "scripts/fetch-model.sh"]);
     assert_model_rejected(
         |m| std::fs::write(m.join("sentence_bert_config.json"), r#"{"max_seq_length": 1024}"#).unwrap(),

@@ -3,9 +3,9 @@
 //! The batch is packed: the tokens of all texts are stacked into one matrix with no padding.
 //! Every dense layer is then one large matrix product over real tokens only. Attention runs per
 //! text and head over that text's own tokens. Matrix products use the `gemm` crate (the kernels
-//! candle uses, with their AVX-512 variants), spread over the rayon thread pool; the element-wise
-//! steps (bias, GELU, softmax, layer normalisation) are plain loops compiled once per instruction
-//! set (AVX-512, AVX2 with FMA, baseline) and picked at run time.
+//! candle uses, with their AVX-512 variants), spread over the rayon thread pool. The element-wise
+//! steps (bias, GELU, softmax, layer normalisation) are plain loops, compiled once per
+//! instruction set (AVX-512, AVX2 with FMA, baseline) and picked at run time.
 //!
 //! The arithmetic is f32 throughout, as in the reference implementation; the polynomial `exp` and
 //! `erf` below are accurate to a few units in the 7th significant digit, far inside the parity
@@ -243,8 +243,8 @@ impl Bert {
             let k = qkv[start * 3 * h + h + head * d..].as_ptr();
             let v = qkv[start * 3 * h + 2 * h + head * d..].as_ptr();
             let row = 3 * h as isize;
-            // SAFETY: the pointers address `len` rows of `d` values inside `qkv` (stride 3h) and
-            // `scores` has room for len × len values; `gemm` reads and writes only within those bounds.
+            // SAFETY: the pointers address `len` rows of `d` values inside `qkv` (stride 3h), and
+            // `scores` has room for len × len values. `gemm` stays within those bounds.
             unsafe {
                 gemm::gemm(len, len, d, scores.as_mut_ptr(), 1, len as isize, false, q, 1, row, k, row, 1, 0.0, scale, false, false, false, gemm::Parallelism::None);
             }
