@@ -103,11 +103,12 @@ pub fn embed_file(request: &EmbedRequest, backend: crate::embed::Backend, progre
 
     let parts = shard_dir(request.out);
     let run_file = parts.join("run.json");
-    if parts.exists() {
+    // run.json is written before any shard, so a folder without it has no complete shard.
+    if run_file.exists() {
         let earlier: Option<ShardRun> = std::fs::read(&run_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
         if earlier.as_ref() != Some(&run) {
             return Err(Error::input_hint(
-                format!("{}: holds shards of a different embedding run (another input, model or setting)", parts.display()),
+                format!("{}: has shards of a different embedding run (another input, model or setting)", parts.display()),
                 "delete this folder to start over, or repeat the earlier command to finish that run",
             ));
         }
