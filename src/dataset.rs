@@ -216,9 +216,16 @@ pub struct EmbeddingProvenance {
     pub dimension: usize,
     pub documents: usize,
     pub truncated_documents: usize,
+    /// Precision of the stored vectors, `f32` or `f16`.
+    #[serde(default = "f32_name")]
+    pub precision: String,
     /// SHA-256 of each input file the texts came from.
     pub inputs: BTreeMap<String, String>,
     pub tool: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
 }
 
 /// Returns the path of the provenance file that belongs beside embedding file `path`.

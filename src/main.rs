@@ -348,7 +348,7 @@ fn execute(cli: Cli) -> Result<u8> {
                     eprintln!("resumed: {} of {} shards were complete from an earlier run", summary.resumed_shards, summary.shards);
                 }
                 eprintln!(
-                    "{} embeddings written to {}; {} documents were longer than {} tokens and were truncated",
+                    "{} embeddings written to {}; {} of the texts exceeded {} tokens and were cut to that length",
                     p.documents,
                     out.display(),
                     p.truncated_documents,

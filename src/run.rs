@@ -425,16 +425,25 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, cuda: bool, progress: &dyn Fn(&
                 "the embeddings and their provenance do not belong together; re-embed the corpus",
             ));
         }
-        for file in &corpus.files {
-            let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Some(recorded) = provenance.inputs.get(&name) {
-                if recorded != &file.sha256 {
-                    return Err(Error::input_hint(
-                        format!("{}: the embeddings were made from a different {name} (SHA-256 {recorded}, now {})", path.display(), file.sha256),
-                        "re-embed the corpus with `clipaudit embed`",
-                    ));
-                }
+        // Every corpus file must be one the embeddings were made from, whatever its name now.
+        // A provenance that records no inputs (written by another tool) cannot be checked.
+        for file in corpus.files.iter().filter(|_| !provenance.inputs.is_empty()) {
+            if provenance.inputs.values().any(|recorded| recorded == &file.sha256) {
+                continue;
             }
+            let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let source = match provenance.inputs.get(&name) {
+                Some(recorded) => format!("a different {name} (SHA-256 {recorded}, now {})", file.sha256),
+                None => format!(
+                    "{}, none of which is the corpus file {name} (SHA-256 {})",
+                    provenance.inputs.keys().cloned().collect::<Vec<_>>().join(", "),
+                    file.sha256
+                ),
+            };
+            return Err(Error::input_hint(
+                format!("{}: the embeddings were made from {source}", path.display()),
+                "re-embed the corpus with `clipaudit embed`",
+            ));
         }
         let mut inputs = vec![info, sidecar_info];
         if let Some(model_dir) = &audit.model {
@@ -473,6 +482,7 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, cuda: bool, progress: &dyn Fn(&
         dimension: model.dimension,
         documents: corpus.len(),
         truncated_documents: output.truncated,
+        precision: "f32".into(),
         inputs: corpus.files.iter().map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone())).collect(),
         tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
     };
@@ -757,6 +767,7 @@ fn build_metrics(
             "normalized": provenance.normalized,
             "max_seq_length": provenance.max_seq_length,
             "truncated_documents": provenance.truncated_documents,
+            "precision": provenance.precision,
         },
         "clustering": clustering,
         "sampling": {

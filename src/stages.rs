@@ -160,6 +160,10 @@ pub fn embed_file(request: &EmbedRequest, backend: crate::embed::Backend, progre
         dimension: model.dimension,
         documents: total,
         truncated_documents: truncated,
+        precision: match request.precision {
+            Precision::F32 => "f32".into(),
+            Precision::F16 => "f16".into(),
+        },
         inputs,
         tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
     };

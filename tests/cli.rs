@@ -387,6 +387,7 @@ fn write_small_embeddings(dir: &Path, embeddings: Embeddings) {
         dimension: embeddings.dimension,
         documents: embeddings.ids.len(),
         truncated_documents: 0,
+        precision: "f32".into(),
         inputs: BTreeMap::new(),
         tool: "test".into(),
     };
@@ -493,6 +494,19 @@ fn bad_input_unknown_config_key() {
             std::fs::write(d.join("audit.toml"), config).unwrap();
         },
         &["audit.toml", "unknown key `kk`", "did you mean `k`"],
+    );
+}
+
+#[test]
+fn bad_input_embeddings_from_another_corpus() {
+    assert_rejected(
+        |d| {
+            let sidecar = provenance_path(&d.join("embeddings.parquet"));
+            let mut provenance: EmbeddingProvenance = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+            provenance.inputs.insert("older.csv".into(), "0".repeat(64));
+            std::fs::write(&sidecar, serde_json::to_vec(&provenance).unwrap()).unwrap();
+        },
+        &["embeddings.parquet", "made from older.csv, none of which is the corpus file corpus.csv", "re-embed"],
     );
 }
 

@@ -75,7 +75,7 @@ fn embed_matches_sentence_transformers() {
         serde_json::from_slice(&std::fs::read(dir.path().join("ours.parquet.json")).unwrap()).unwrap();
     let truncated = provenance["truncated_documents"].as_u64().unwrap();
     assert!((30..=40).contains(&truncated), "{provenance}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{truncated} documents were longer than 256 tokens")), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{truncated} of the texts exceeded 256 tokens")), "{}", text(&out));
 }
 
 #[test]
@@ -217,7 +217,31 @@ fn embed_broken_model_directory() {
     );
     assert_model_rejected(
         |m| std::fs::write(m.join("1_Pooling/config.json"), r#"{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true}"#).unwrap(),
-        &["1_Pooling/config.json", "exactly one"],
+        &["1_Pooling/config.json", "pooling modes pooling_mode_mean_tokens and pooling_mode_cls_token are set together"],
+    );
+    // sentence-transformers concatenates the two poolings into 768 values; clipaudit must not
+    // quietly return the mean alone.
+    assert_model_rejected(
+        |m| {
+            let pooling = r#"{"word_embedding_dimension": 384, "pooling_mode_mean_tokens": true, "pooling_mode_mean_sqrt_len_tokens": true}"#;
+            std::fs::write(m.join("1_Pooling/config.json"), pooling).unwrap();
+        },
+        &["1_Pooling/config.json", "pooling_mode_mean_sqrt_len_tokens"],
+    );
+    assert_model_rejected(
+        |m| std::fs::write(m.join("1_Pooling/config.json"), r#"{"pooling_mode_mean_tokens": false}"#).unwrap(),
+        &["1_Pooling/config.json", "no pooling mode is set"],
+    );
+    assert_model_rejected(
+        |m| std::fs::write(m.join("1_Pooling/config.json"), r#"{"word_embedding_dimension": 768, "pooling_mode_mean_tokens": true}"#).unwrap(),
+        &["1_Pooling/config.json", "word_embedding_dimension 768 differs from hidden_size 384"],
+    );
+    assert_model_rejected(
+        |m| {
+            let config = std::fs::read_to_string(m.join("config.json")).unwrap().replace("\"model_type\": \"bert\"", "\"model_type\": \"roberta\"");
+            std::fs::write(m.join("config.json"), config).unwrap();
+        },
+        &["config.json", "model_type `roberta` is not supported"],
     );
     assert_model_rejected(|m| std::fs::write(m.join("modules.json"), "[{").unwrap(), &["modules.json", "invalid JSON"]);
 }

@@ -44,14 +44,40 @@ impl Pooling {
     }
 }
 
-#[derive(Deserialize)]
-struct PoolingConfig {
-    #[serde(default)]
-    pooling_mode_cls_token: bool,
-    #[serde(default)]
-    pooling_mode_mean_tokens: bool,
-    #[serde(default)]
-    pooling_mode_max_tokens: bool,
+/// Reads the pooling mode from `1_Pooling/config.json`: exactly one of mean, CLS and max, and no
+/// other mode set, over vectors of the encoder's width.
+fn pooling_mode(config: &serde_json::Map<String, serde_json::Value>, path: &Path, hidden_size: usize) -> Result<Pooling> {
+    let modes: Vec<&str> = config
+        .iter()
+        .filter(|(key, value)| key.starts_with("pooling_mode_") && value.as_bool() == Some(true))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let pooling = match modes.as_slice() {
+        ["pooling_mode_mean_tokens"] => Pooling::Mean,
+        ["pooling_mode_cls_token"] => Pooling::Cls,
+        ["pooling_mode_max_tokens"] => Pooling::Max,
+        [] => {
+            return Err(Error::input_hint(
+                format!("{}: no pooling mode is set", path.display()),
+                "set one of pooling_mode_mean_tokens, pooling_mode_cls_token and pooling_mode_max_tokens to true",
+            ))
+        }
+        other => {
+            return Err(Error::input_hint(
+                format!("{}: the pooling modes {} are set together, which is not supported", path.display(), other.join(" and ")),
+                "clipaudit pools by exactly one of pooling_mode_mean_tokens, pooling_mode_cls_token and pooling_mode_max_tokens",
+            ))
+        }
+    };
+    if let Some(width) = config.get("word_embedding_dimension").and_then(serde_json::Value::as_u64) {
+        if width != hidden_size as u64 {
+            return Err(Error::input(format!(
+                "{}: word_embedding_dimension {width} differs from hidden_size {hidden_size} in config.json",
+                path.display()
+            )));
+        }
+    }
+    Ok(pooling)
 }
 
 #[derive(Deserialize)]
@@ -135,22 +161,29 @@ pub struct EmbeddingOutput {
     pub truncated: usize,
 }
 
+/// The hint for a model file that is present but unusable.
+const DAMAGED: &str = "the model folder is damaged or not a BERT sentence-transformers model; copy it again from its source \
+     (for all-MiniLM-L6-v2, scripts/fetch-model.sh in the clipaudit repository)";
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, files: &mut Vec<InputFile>) -> Result<T> {
     let value: serde_json::Value = read_json_value(path, files)?;
-    serde_json::from_value(value).map_err(|e| Error::input(format!("{}: {e}", path.display())))
+    serde_json::from_value(value).map_err(|e| Error::input_hint(format!("{}: {e}", path.display()), DAMAGED))
 }
 
 /// Reads and hashes one file of a model directory.
 fn read_model_file(path: &Path) -> Result<(Vec<u8>, InputFile)> {
     crate::dataset::read_hashed(path, "model").map_err(|e| {
-        e.with_hint("a sentence-transformers model directory is expected; fetch the reference model with scripts/fetch-model.sh")
+        e.with_hint(
+            "--model needs a sentence-transformers folder with config.json, model.safetensors, tokenizer.json, modules.json, \
+             sentence_bert_config.json and 1_Pooling/config.json (for all-MiniLM-L6-v2, scripts/fetch-model.sh in the clipaudit repository fetches one)",
+        )
     })
 }
 
 fn read_json_value(path: &Path, files: &mut Vec<InputFile>) -> Result<serde_json::Value> {
     let (bytes, info) = read_model_file(path)?;
     files.push(info);
-    serde_json::from_slice(&bytes).map_err(|e| Error::input(format!("{}: invalid JSON ({e})", path.display())))
+    serde_json::from_slice(&bytes).map_err(|e| Error::input_hint(format!("{}: invalid JSON ({e})", path.display()), DAMAGED))
 }
 
 impl Model {
@@ -160,37 +193,37 @@ impl Model {
         let config_path = dir.join("config.json");
         let config_value = read_json_value(&config_path, &mut files)?;
         let config: native::BertConfig = serde_json::from_value(config_value.clone())
-            .map_err(|e| Error::input_hint(format!("{}: {e}", config_path.display()), "a BERT configuration is expected"))?;
-        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling/config.json"), &mut files)?;
+            .map_err(|e| Error::input_hint(format!("{}: {e}", config_path.display()), DAMAGED))?;
+        if let Some(kind) = config.model_type.as_deref().filter(|&kind| kind != "bert") {
+            return Err(Error::input_hint(
+                format!("{}: model_type `{kind}` is not supported", config_path.display()),
+                "the encoder runs BERT models (model_type \"bert\"); RoBERTa-style models lay out positions differently",
+            ));
+        }
+        let pooling_path = dir.join("1_Pooling/config.json");
+        let pooling: serde_json::Map<String, serde_json::Value> = read_json(&pooling_path, &mut files)?;
         let sbert: SentenceBertConfig = read_json(&dir.join("sentence_bert_config.json"), &mut files)?;
         let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"), &mut files)?;
 
-        let pooling = match (pooling.pooling_mode_mean_tokens, pooling.pooling_mode_cls_token, pooling.pooling_mode_max_tokens) {
-            (true, false, false) => Pooling::Mean,
-            (false, true, false) => Pooling::Cls,
-            (false, false, true) => Pooling::Max,
-            _ => {
-                return Err(Error::input_hint(
-                    format!("{}: exactly one of the mean, CLS and max pooling modes must be set", dir.join("1_Pooling/config.json").display()),
-                    "combined pooling modes are not supported",
-                ))
-            }
-        };
+        let pooling = pooling_mode(&pooling, &pooling_path, config.hidden_size)?;
         let normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
         if sbert.max_seq_length == 0 || sbert.max_seq_length > config.max_position_embeddings {
-            return Err(Error::input(format!(
-                "{}: max_seq_length {} must lie in 1..={} (max_position_embeddings in config.json)",
-                dir.join("sentence_bert_config.json").display(),
-                sbert.max_seq_length,
-                config.max_position_embeddings
-            )));
+            return Err(Error::input_hint(
+                format!(
+                    "{}: max_seq_length {} must lie in 1..={} (max_position_embeddings in config.json)",
+                    dir.join("sentence_bert_config.json").display(),
+                    sbert.max_seq_length,
+                    config.max_position_embeddings
+                ),
+                DAMAGED,
+            ));
         }
 
         let tokenizer_path = dir.join("tokenizer.json");
         let (tokenizer_bytes, info) = read_model_file(&tokenizer_path)?;
         files.push(info);
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes)
-            .map_err(|e| Error::input(format!("{}: invalid tokenizer ({e})", tokenizer_path.display())))?;
+            .map_err(|e| Error::input_hint(format!("{}: invalid tokenizer ({e})", tokenizer_path.display()), DAMAGED))?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: sbert.max_seq_length, ..Default::default() }))
@@ -252,7 +285,7 @@ impl Model {
             tokens.extend(encodings.iter().map(|e| Tokens { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }));
         }
 
-        // Longest first, so the first batch needs the most memory and any shortage shows at once.
+        // Longest first, so a shortage of memory shows in the first batch.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
 

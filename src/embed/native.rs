@@ -95,7 +95,12 @@ impl Bert {
     /// Reads the weights from `bytes`, the contents of the safetensors file `weights`, for the
     /// shape in `config`.
     pub fn load(config: &BertConfig, config_path: &Path, weights: &Path, bytes: &[u8]) -> Result<Bert> {
-        let bad_config = |what: String| Error::input(format!("{}: {what}", config_path.display()));
+        let bad_config = |what: String| {
+            Error::input_hint(
+                format!("{}: {what}", config_path.display()),
+                "the encoder runs BERT models with absolute positions; check that config.json belongs to such a model",
+            )
+        };
         let activation = match config.hidden_act.as_str() {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
@@ -114,8 +119,12 @@ impl Bert {
             )));
         }
 
-        let tensors = candle_core::safetensors::SliceSafetensors::new(bytes)
-            .map_err(|e| Error::input(format!("{}: cannot be read as safetensors ({e})", weights.display())))?;
+        let tensors = candle_core::safetensors::SliceSafetensors::new(bytes).map_err(|e| {
+            Error::input_hint(
+                format!("{}: cannot be read as safetensors ({e})", weights.display()),
+                "the file is damaged or incomplete; copy the model folder again from its source",
+            )
+        })?;
         let mut store = Store { tensors, path: weights, prefix: String::new() };
         let prefix = config.model_type.clone().unwrap_or_else(|| "bert".into());
         if store.tensors.get("embeddings.word_embeddings.weight").is_err()
