@@ -473,19 +473,7 @@ fn load_or_embed(audit: &Audit, corpus: &Corpus, cuda: bool, progress: &dyn Fn(&
     progress("embedding");
     let model = crate::embed::Model::load(model_dir, crate::embed::Backend::for_device(cuda)?)?;
     let output = model.embed(&corpus.texts, audit.raw.embedding.batch_size, |_| {})?;
-    let provenance = EmbeddingProvenance {
-        model: model.name.clone(),
-        model_files: model.file_hashes(model_dir),
-        pooling: model.pooling.name().into(),
-        normalized: model.normalize,
-        max_seq_length: model.max_seq_length,
-        dimension: model.dimension,
-        documents: corpus.len(),
-        truncated_documents: output.truncated,
-        precision: "f32".into(),
-        inputs: corpus.files.iter().map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone())).collect(),
-        tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
-    };
+    let provenance = model.provenance(model_dir, &corpus.files, corpus.len(), output.truncated, "f32");
     let embeddings = Embeddings { ids: corpus.ids.clone(), dimension: model.dimension, data: output.data };
     Ok((embeddings, model.files.clone(), provenance))
 }

@@ -86,14 +86,15 @@ pub fn embed_file(request: &EmbedRequest, backend: crate::embed::Backend, progre
     let corpus = dataset::load_corpus(&[request.input.to_path_buf()], &columns)?;
     let model = crate::embed::Model::load(request.model_dir, backend)?;
     let total = corpus.len();
-    let inputs: BTreeMap<String, String> = corpus
-        .files
-        .iter()
-        .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone()))
-        .collect();
+    let precision = match request.precision {
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+    };
+    // The truncation count is filled in once every shard is done.
+    let mut provenance = model.provenance(request.model_dir, &corpus.files, total, 0, precision);
     let run = ShardRun {
-        inputs: inputs.clone(),
-        model_files: model.file_hashes(request.model_dir),
+        inputs: provenance.inputs.clone(),
+        model_files: provenance.model_files.clone(),
         id_column: request.id_column.into(),
         text_column: request.text_column.into(),
         documents: total,
@@ -151,22 +152,7 @@ pub fn embed_file(request: &EmbedRequest, backend: crate::embed::Backend, progre
         truncated += output.truncated;
     }
 
-    let provenance = EmbeddingProvenance {
-        model: model.name.clone(),
-        model_files: run.model_files.clone(),
-        pooling: model.pooling.name().into(),
-        normalized: model.normalize,
-        max_seq_length: model.max_seq_length,
-        dimension: model.dimension,
-        documents: total,
-        truncated_documents: truncated,
-        precision: match request.precision {
-            Precision::F32 => "f32".into(),
-            Precision::F16 => "f16".into(),
-        },
-        inputs,
-        tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
-    };
+    provenance.truncated_documents = truncated;
     dataset::join_parquet(&(0..shards).map(shard_path).collect::<Vec<_>>(), request.out)?;
     write_atomic(&dataset::provenance_path(request.out), &crate::run::to_json_bytes(&provenance)?)?;
     std::fs::remove_dir_all(&parts).map_err(|e| Error::io("remove", &parts, e))?;

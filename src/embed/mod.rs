@@ -23,7 +23,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::dataset::{hex, InputFile};
+use crate::dataset::{hex, EmbeddingProvenance, InputFile};
 use crate::error::{Error, Result};
 
 /// The pooling of token vectors into one sentence vector.
@@ -257,6 +257,27 @@ impl Model {
             dimension: config.hidden_size,
             files,
         })
+    }
+
+    /// Returns the provenance of `documents` vectors that this model, loaded from `dir`, made from
+    /// the corpus files `inputs`, stored at `precision` (`f32` or `f16`).
+    pub fn provenance(&self, dir: &Path, inputs: &[InputFile], documents: usize, truncated: usize, precision: &str) -> EmbeddingProvenance {
+        EmbeddingProvenance {
+            model: self.name.clone(),
+            model_files: self.file_hashes(dir),
+            pooling: self.pooling.name().into(),
+            normalized: self.normalize,
+            max_seq_length: self.max_seq_length,
+            dimension: self.dimension,
+            documents,
+            truncated_documents: truncated,
+            precision: precision.into(),
+            inputs: inputs
+                .iter()
+                .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.sha256.clone()))
+                .collect(),
+            tool: format!("clipaudit {}", env!("CARGO_PKG_VERSION")),
+        }
     }
 
     /// Returns the model files' SHA-256 by file name relative to the model directory.
