@@ -220,11 +220,12 @@ fn view_model(c: &Context) -> Value {
         )
     } else {
         format!(
-        "Vectors of dimension {} from the model {} ({} pooling, {}, at most {} tokens; {} documents were truncated at that length). The model files' hashes below are those recorded when the embeddings were made.",
+        "Vectors of dimension {} from the model {} ({} pooling, {}, stored as {}, at most {} tokens; {} documents were truncated at that length). The model files' hashes below are those recorded when the embeddings were made.",
         fmt(&e["dimension"], 0),
         e["model"].as_str().unwrap_or("unknown"),
         e["pooling"].as_str().unwrap_or("unknown"),
         if e["normalized"].as_bool().unwrap_or(false) { "L2-normalised" } else { "not normalised" },
+        e["precision"].as_str().unwrap_or("f32"),
         fmt(&e["max_seq_length"], 0),
         fmt(&e["truncated_documents"], 0),
         )
