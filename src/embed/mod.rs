@@ -115,6 +115,8 @@ pub enum Backend {
 
 impl Backend {
     /// Returns the backend for `--device`: the packed CPU encoder, or candle on CUDA GPU 0.
+    // NOTE: the CUDA path (the `cuda` feature) has not been built or run on a GPU yet; only its
+    // error without CUDA support is tested.
     pub fn for_device(cuda: bool) -> Result<Backend> {
         if !cuda {
             return Ok(Backend::Native);
@@ -306,7 +308,7 @@ impl Model {
             tokens.extend(encodings.iter().map(|e| Tokens { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }));
         }
 
-        // Longest first, so a shortage of memory shows in the first batch.
+        // In order of decreasing length, so a shortage of memory shows in the first batch.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
 

@@ -366,6 +366,7 @@ fn baseline_forced() -> bool {
 }
 
 /// Compiles `$name` once per instruction set and picks the best the CPU has at run time.
+// NOTE: the AVX2 build has only been compiled, not run: the test machines have AVX-512.
 macro_rules! multiversion {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
