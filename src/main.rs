@@ -82,17 +82,17 @@ enum Command {
         id_column: String,
         #[arg(long, default_value = "text")]
         text_column: String,
-        /// Texts per forward pass; sets the working memory.
+        /// Texts per forward pass, which sets the working memory.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
-        /// Documents per shard written to OUT.parts/ as the run goes; a re-run resumes after the
+        /// Documents per shard written to OUT.parts/ as the run goes. A re-run resumes after the
         /// last complete shard.
         #[arg(long, default_value_t = 10_000)]
         shard_size: usize,
         /// Precision of the stored vectors.
         #[arg(long, value_enum, default_value = "f32")]
         dtype: clipaudit::stages::Precision,
-        /// Device for the encoder: cpu, or cuda (GPU 0; needs a build with `--features cuda`).
+        /// Device for the encoder: cpu, or cuda (GPU 0, which needs a build with `--features cuda`).
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
     },

@@ -26,7 +26,7 @@ pub struct EmbedRequest<'a> {
     pub out: &'a Path,
     pub id_column: &'a str,
     pub text_column: &'a str,
-    /// Texts per forward pass; with the longest text, it sets the working memory.
+    /// Texts per forward pass. With the longest text, it sets the working memory.
     pub batch_size: usize,
     /// Documents per shard: the unit that is written to disk and skipped on resume.
     pub shard_size: usize,
@@ -70,7 +70,7 @@ pub fn shard_dir(out: &Path) -> PathBuf {
 /// Embeds the texts of `request.input` and writes `request.out` (Parquet, columns `id` and
 /// `embedding`) with its provenance file beside it.
 ///
-/// The vectors are written shard by shard into `OUT.parts/` as they are computed; a shard is
+/// The vectors are written shard by shard into `OUT.parts/` as they are computed. A shard is
 /// complete once its file is renamed into place. A re-run of the same request skips the
 /// complete shards, so an interrupted run resumes where it stopped. When all shards are there,
 /// they are joined into `OUT` one at a time and the folder is removed. Memory is the texts, one

@@ -70,7 +70,7 @@ fn embed_matches_sentence_transformers() {
     }
     assert_parity(&ours, "native encoder");
 
-    // The 40 whole speeches exceed 256 tokens; the count appears in the provenance and output.
+    // The 40 whole speeches exceed 256 tokens, and the count appears in the provenance and output.
     let provenance: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ours.parquet.json")).unwrap()).unwrap();
     let truncated = provenance["truncated_documents"].as_u64().unwrap();
@@ -158,7 +158,7 @@ fn embed_interrupted_resumes() {
 }
 
 #[test]
-fn embed_refuses_shards_of_another_run() {
+fn embed_rejects_other_run_shards() {
     let dir = tempfile::tempdir().unwrap();
     speeches(&dir.path().join("speeches.jsonl"), 3);
     let parts = dir.path().join("out.parquet.parts");
@@ -219,7 +219,7 @@ fn embed_broken_model_directory() {
         |m| std::fs::write(m.join("1_Pooling/config.json"), r#"{"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true}"#).unwrap(),
         &["1_Pooling/config.json", "pooling modes pooling_mode_mean_tokens and pooling_mode_cls_token are set together"],
     );
-    // sentence-transformers concatenates the two poolings into 768 values; clipaudit must not
+    // sentence-transformers concatenates the two poolings into 768 values, so clipaudit must not
     // quietly return the mean alone.
     assert_model_rejected(
         |m| {

@@ -115,7 +115,7 @@ pub enum Backend {
 
 impl Backend {
     /// Returns the backend for `--device`: the packed CPU encoder, or candle on CUDA GPU 0.
-    // NOTE: the CUDA path (the `cuda` feature) has not been built or run on a GPU yet; only its
+    // NOTE: the CUDA path (the `cuda` feature) has not been built or run on a GPU yet. Only its
     // error without CUDA support is tested.
     pub fn for_device(cuda: bool) -> Result<Backend> {
         if !cuda {
@@ -293,7 +293,7 @@ impl Model {
             .collect()
     }
 
-    /// Embeds `texts` in batches of `batch_size`; `progress` is called with the number done.
+    /// Embeds `texts` in batches of `batch_size` and calls `progress` with the number done.
     pub fn embed(&self, texts: &[String], batch_size: usize, mut progress: impl FnMut(usize)) -> Result<EmbeddingOutput> {
         // Tokenize in chunks and keep only the ids: a full encoding also carries the token strings,
         // offsets and the overflowing part of every truncated text.

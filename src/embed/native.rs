@@ -51,7 +51,7 @@ struct Norm {
     bias: Vec<f32>,
 }
 
-/// A dense layer; `weight` is `[out × in]` row-major, as stored in the checkpoint.
+/// A dense layer. `weight` is `[out × in]` row-major, as stored in the checkpoint.
 struct Linear {
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -276,7 +276,7 @@ unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
-    /// Returns the pointer `offset` elements in; the caller keeps within the buffer.
+    /// Returns the pointer `offset` elements in. The caller keeps within the buffer.
     unsafe fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: the caller guarantees `offset` lies within the buffer.
         unsafe { self.0.add(offset) }
@@ -366,7 +366,7 @@ fn baseline_forced() -> bool {
 }
 
 /// Compiles `$name` once per instruction set and picks the best the CPU has at run time.
-// NOTE: the AVX2 build has only been compiled, not run: the test machines have AVX-512.
+// NOTE: the AVX2 build has only been compiled, not run, because the test machines have AVX-512.
 macro_rules! multiversion {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -517,7 +517,7 @@ multiversion! {
 pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    // The low bits of `shifted` hold k = round(x / ln 2); integer arithmetic on them builds 2^k
+    // The low bits of `shifted` contain k = round(x / ln 2). Integer arithmetic on them builds 2^k
     // without a float-to-integer conversion, so the loop stays vectorised.
     let shifted = x * std::f32::consts::LOG2_E + ROUND;
     let k = shifted - ROUND;
